@@ -1,0 +1,1 @@
+"""The default rule files, shipped as package data (``watcher.default_rules``)."""

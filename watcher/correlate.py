@@ -1,0 +1,145 @@
+"""Join Postfix's lines by queue ID. Pure: time comes from the events.
+
+Every delivery learns its envelope sender (from qmgr's ``from=<..>``) and
+every bounce notification learns the message it was made from. A queue ID is
+forgotten at ``removed`` (short IDs are reused), when it has been idle longer
+than ``ttl`` (by log time), or — oldest first, counted — when more than
+``max_open`` are open at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from watcher.events import MICROS, AnyEvent, BounceNotice, Delivery, QueueSender, Removed
+
+UNKNOWN: None = None
+
+
+@dataclass(slots=True)
+class _Open:
+    sender: str | None  # None: not seen (lost line, or started mid-stream)
+    parent: str  # queue ID of the message this one is a bounce of ("" if none)
+    last: int  # event time of the last qmgr activity
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """An event with what the join knows about its message.
+
+    ``sender`` is the envelope sender ("" = null sender, None = unknown).
+    For a :class:`BounceNotice` it is the *original* message's sender — the
+    address the notification is about to be sent to. ``parent`` is the
+    message a bounce was made from ("" if not a bounce, or not known).
+    """
+
+    event: Delivery | BounceNotice
+    sender: str | None
+    parent: str
+
+
+@dataclass(slots=True)
+class CorrelateStats:
+    open_peak: int = 0
+    evicted: int = 0
+    expired: int = 0
+    unknown_sender: int = 0
+
+
+class Correlator:
+    """Bounded queue-ID table, ordered by last activity."""
+
+    def __init__(self, *, max_open: int = 50_000, ttl_seconds: float = 86_400.0) -> None:
+        if max_open < 1:
+            raise ValueError("max_open must be at least 1")
+        self.max_open = max_open
+        self.ttl = int(ttl_seconds * MICROS)
+        self.stats = CorrelateStats()
+        self._open: dict[str, _Open] = {}
+        self._next_sweep = 0
+        self._sweep_every = min(self.ttl, 60 * MICROS)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def feed(self, ev: AnyEvent) -> Fact | None:
+        """Record ``ev``; return a :class:`Fact` for deliveries and bounce notices."""
+        table = self._open
+        if ev.time >= self._next_sweep:
+            self._sweep(ev.time)
+        if isinstance(ev, Delivery):
+            entry = table.get(ev.qid)
+            if entry is None:
+                self.stats.unknown_sender += 1
+                return Fact(ev, UNKNOWN, "")
+            if entry.sender is None:
+                self.stats.unknown_sender += 1
+            return Fact(ev, entry.sender, entry.parent)
+        if isinstance(ev, QueueSender):
+            self.note_sender(ev.qid, ev.sender, ev.time)
+            return None
+        if isinstance(ev, Removed):
+            table.pop(ev.qid, None)
+            return None
+        if isinstance(ev, BounceNotice):
+            parent = table.get(ev.qid)
+            child = table.pop(ev.child_qid, None)
+            if child is None:
+                self._insert(ev.child_qid, _Open("", ev.qid, ev.time))
+            else:
+                child.sender = ""
+                child.parent = ev.qid
+                child.last = ev.time
+                table[ev.child_qid] = child
+            return Fact(ev, None if parent is None else parent.sender, ev.qid)
+        return None
+
+    def note_sender(self, qid: str, sender: str, time: int) -> None:
+        """qmgr's ``from=<sender>``: the message entered the active queue."""
+        if time >= self._next_sweep:
+            self._sweep(time)
+        table = self._open
+        entry = table.pop(qid, None)
+        if entry is None:
+            table[qid] = _Open(sender, "", time)
+            n = len(table)
+            if n > self.max_open:
+                del table[next(iter(table))]
+                self.stats.evicted += 1
+            elif n > self.stats.open_peak:
+                self.stats.open_peak = n
+        else:
+            entry.sender = sender
+            entry.last = time
+            self._open[qid] = entry
+
+    def forget(self, qid: str) -> None:
+        """qmgr's ``removed``: the queue ID may be reused from now on."""
+        self._open.pop(qid, None)
+
+    def sender_of(self, qid: str) -> str | None:
+        entry = self._open.get(qid)
+        return None if entry is None else entry.sender
+
+    def _insert(self, qid: str, entry: _Open) -> None:
+        table = self._open
+        table[qid] = entry
+        n = len(table)
+        if n > self.max_open:
+            del table[next(iter(table))]
+            self.stats.evicted += 1
+        elif n > self.stats.open_peak:
+            self.stats.open_peak = n
+
+    def _sweep(self, now: int) -> None:
+        self._next_sweep = now + self._sweep_every
+        horizon = now - self.ttl
+        table = self._open
+        stale = []
+        for qid, entry in table.items():
+            if entry.last >= horizon:
+                break
+            stale.append(qid)
+        for qid in stale:
+            del table[qid]
+        self.stats.expired += len(stale)

@@ -1,0 +1,128 @@
+"""Latch, warnings and the actions a trip asks for. Pure: decisions are data.
+
+* A rule *warns* when its window count reaches ``warn_at``; it warns again
+  only after a whole window length of log time has passed.
+* A rule *trips* when its count reaches ``trip_at``. The switch latches: a
+  rule trips once, and stays tripped until a human re-arms it.
+* Actions are idempotent across one incident: when a second rule trips, it
+  only adds the actions not already asked for (every trip still pages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from watcher.detect import Hit
+from watcher.events import MICROS, Delivery
+from watcher.rules import ActionKind, Rule
+
+Severity = Literal["warn", "trip"]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One thing a responder should do.
+
+    ``transports`` (for ``freeze-postfix``) are the transports that carried
+    the rule's matching deliveries; empty when the rule counts events that
+    have no transport yet (bounce notices, loops): the responder then uses
+    its configured default.
+    """
+
+    kind: ActionKind
+    severity: Severity
+    rule: str
+    time: int
+    count: int
+    threshold: int
+    window_seconds: float
+    transports: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _RuleState:
+    tripped_at: int | None = None
+    warned_at: int | None = None
+    transports: set[str] = field(default_factory=set)
+
+
+class Decider:
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self._state = {r.name: _RuleState() for r in rules}
+        self._done: set[ActionKind] = set()
+
+    @property
+    def tripped(self) -> bool:
+        return any(s.tripped_at is not None for s in self._state.values())
+
+    def tripped_rules(self) -> dict[str, int]:
+        """Rule name -> log time it tripped."""
+        return {n: s.tripped_at for n, s in self._state.items() if s.tripped_at is not None}
+
+    def is_tripped(self, rule: str) -> bool:
+        return self._state[rule].tripped_at is not None
+
+    def rearm(self) -> None:
+        """Clear the latch: a human has dealt with the incident."""
+        for s in self._state.values():
+            s.tripped_at = None
+            s.warned_at = None
+            s.transports.clear()
+        self._done.clear()
+
+    def on_hit(self, hit: Hit) -> list[Action]:
+        rule = hit.rule
+        state = self._state[rule.name]
+        ev = hit.fact.event
+        if isinstance(ev, Delivery) and ev.relay_ip and state.tripped_at is None:
+            state.transports.add(ev.transport)  # an outbound transport: freeze this one
+        if state.tripped_at is not None:
+            return []
+        now = ev.time
+        if rule.trip_at is not None and hit.count >= rule.trip_at:
+            state.tripped_at = now
+            return self._trip(rule, hit, state)
+        if (
+            rule.warn_at is not None
+            and hit.count >= rule.warn_at
+            and (
+                state.warned_at is None
+                or now - state.warned_at >= int(rule.window.seconds * MICROS)
+            )
+        ):
+            state.warned_at = now
+            return [self._action("notify", "warn", rule, hit, rule.warn_at)]
+        return []
+
+    def _trip(self, rule: Rule, hit: Hit, state: _RuleState) -> list[Action]:
+        assert rule.trip_at is not None
+        out: list[Action] = []
+        for kind in rule.actions:
+            if kind != "notify" and kind in self._done:
+                continue
+            self._done.add(kind)
+            transports = tuple(sorted(state.transports)) if kind == "freeze-postfix" else ()
+            out.append(self._action(kind, "trip", rule, hit, rule.trip_at, transports))
+        return out
+
+    @staticmethod
+    def _action(
+        kind: ActionKind,
+        severity: Severity,
+        rule: Rule,
+        hit: Hit,
+        threshold: int,
+        transports: tuple[str, ...] = (),
+    ) -> Action:
+        return Action(
+            kind,
+            severity,
+            rule.name,
+            hit.fact.event.time,
+            hit.count,
+            threshold,
+            rule.window.seconds,
+            transports,
+        )

@@ -1,0 +1,169 @@
+"""Rules x sliding windows over event time. Pure.
+
+Each rule's ``[match]`` table is compiled once into a predicate over a
+:class:`~watcher.correlate.Fact`; a fact a rule selects is added to the
+rule's window (per group key) and reported as a :class:`Hit` with the
+window's count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from watcher.correlate import Fact
+from watcher.events import MICROS, BounceNotice, Delivery, ForwardingLoop
+from watcher.rules import Match, Rule
+from watcher.window import SlidingCounter
+
+# amavisd-new and friends: what a bounce handed to them has not left yet.
+DEFAULT_CONTENT_FILTERS: tuple[str, ...] = (
+    "127.0.0.1:10024",
+    "127.0.0.1:10026",
+    "[::1]:10024",
+    "[::1]:10026",
+)
+
+Predicate = Callable[[Fact], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A fact a rule counted, with the rule's window count after it."""
+
+    rule: Rule
+    fact: Fact
+    count: int
+    key: str
+
+
+def recipient_domain(address: str) -> str:
+    """The part after the last ``@``, lower-cased ("" for a bare local part)."""
+    at = address.rfind("@")
+    return address[at + 1 :].lower() if at >= 0 else ""
+
+
+def _relay_matches(d: Delivery, entries: frozenset[str]) -> bool:
+    """Is ``d``'s relay one of ``entries`` ('ip:port', '[ip6]:port', 'host:port', 'ip')?"""
+    if not entries or not d.relay_ip:
+        return False
+    port = str(d.relay_port)
+    return (
+        d.relay_ip in entries
+        or f"{d.relay_ip}:{port}" in entries
+        or f"[{d.relay_ip}]:{port}" in entries
+        or f"{d.relay_host}:{port}".lower() in entries
+    )
+
+
+def compile_match(m: Match, content_filters: Iterable[str]) -> Predicate:
+    """One predicate for one rule's ``[match]`` table."""
+    agents = frozenset(m.agents) if m.agents is not None else None
+    transports = frozenset(m.transports) if m.transports is not None else None
+    statuses = frozenset(s.lower() for s in m.statuses) if m.statuses is not None else None
+    notices = frozenset(m.notices) if m.notices is not None else None
+    excluded = frozenset(e.lower() for e in m.exclude_relays)
+    if m.remote:
+        excluded |= frozenset(e.lower() for e in content_filters)
+    sender = m.sender
+    want: type[Delivery] | type[BounceNotice] = {
+        "delivery": Delivery,
+        "forwarding-loop": ForwardingLoop,
+        "bounce-notice": BounceNotice,
+    }[m.event]
+
+    def predicate(f: Fact) -> bool:
+        ev = f.event
+        if not isinstance(ev, want):
+            return False
+        if sender == "null" and f.sender != "":
+            return False
+        if sender == "non-null" and (f.sender is None or f.sender == ""):
+            return False
+        if isinstance(ev, BounceNotice):
+            return notices is None or ev.notice in notices
+        if agents is not None and ev.agent not in agents:
+            return False
+        if transports is not None and ev.transport not in transports:
+            return False
+        if statuses is not None and ev.status not in statuses:
+            return False
+        if m.remote and not ev.relay_ip:
+            return False
+        return not _relay_matches(ev, excluded)
+
+    return predicate
+
+
+def _group_key(rule: Rule, f: Fact) -> str:
+    g = rule.window.group_by
+    if g == "none":
+        return ""
+    ev = f.event
+    if g == "sender":
+        return f.sender or ""
+    if isinstance(ev, BounceNotice):
+        # a notification goes to the original sender
+        return recipient_domain(f.sender or "") if g == "recipient-domain" else (f.sender or "")
+    if g == "recipient-domain":
+        return recipient_domain(ev.recipient)
+    if g == "recipient":
+        return ev.recipient.lower()
+    if g == "relay":
+        return ev.relay_host.lower()
+    return ev.transport
+
+
+def _senders_wanted(rules: Iterable[Rule]) -> frozenset[str]:
+    """Sender classes ('null', 'non-null', 'unknown') some of ``rules`` count."""
+    out: set[str] = set()
+    for r in rules:
+        if r.match.sender == "any":
+            out |= {"null", "non-null", "unknown"}
+        else:
+            out.add(r.match.sender)
+    return frozenset(out)
+
+
+class Detector:
+    """Feeds facts to every rule; returns the hits."""
+
+    def __init__(
+        self, rules: Sequence[Rule], *, content_filters: Iterable[str] = DEFAULT_CONTENT_FILTERS
+    ) -> None:
+        filters = tuple(content_filters)
+        self.rules = tuple(rules)
+        self._compiled: list[tuple[Rule, Predicate, SlidingCounter]] = [
+            (
+                r,
+                compile_match(r.match, filters),
+                SlidingCounter(
+                    int(r.window.seconds * MICROS),
+                    cap=max(r.trip_at or 0, r.warn_at or 0, 1) * 4 + 1000,
+                ),
+            )
+            for r in self.rules
+        ]
+
+        self._want_any = _senders_wanted(r for r in self.rules if r.match.event == "delivery")
+        self._want_loop = _senders_wanted(
+            r for r in self.rules if r.match.event == "forwarding-loop"
+        )
+        self.wants_loops = bool(self._want_loop)
+
+    def wants_delivery(self, sender: str | None, is_loop: bool) -> bool:
+        """Could a delivery of a message from ``sender`` match any rule?
+
+        Lets the pipeline skip building events for the bulk of ordinary
+        mail. ``is_loop``: the delivery is a forwarding-loop bounce.
+        """
+        cls = "unknown" if sender is None else "null" if sender == "" else "non-null"
+        return cls in self._want_any or (is_loop and cls in self._want_loop)
+
+    def feed(self, fact: Fact) -> list[Hit]:
+        hits: list[Hit] = []
+        for rule, pred, counter in self._compiled:
+            if pred(fact):
+                key = _group_key(rule, fact)
+                hits.append(Hit(rule, fact, counter.add(fact.event.time, key), key))
+        return hits

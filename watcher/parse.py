@@ -1,0 +1,388 @@
+"""One log line -> one typed event, or nothing. Pure: no I/O, no wall clock.
+
+Three line formats are understood, per line:
+
+* classic syslog ``Oct 16 17:52:52 host prog[pid]: msg`` (day space-padded),
+* Postfix's own ``maillog_file`` (postlogd; day zero-padded, optionally with
+  fractional seconds),
+* RFC 3339 ``2026-11-28T02:50:43.123456+00:00 host prog[pid]: msg``.
+
+Records from the journal skip the text header: :meth:`Parser.parse_record`
+takes the fields as they are.
+
+The hot path is written for throughput: a line that is not from Postfix, or a
+Postfix line of a kind no rule looks at (smtpd connects, cleanup
+message-ids...), costs a few string searches and no allocation beyond slices;
+timestamps are converted only for lines that become events, and cached.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+
+from watcher.events import (
+    AnyEvent,
+    BounceNotice,
+    Delivery,
+    ForwardingLoop,
+    LogLoss,
+    QueueSender,
+    Removed,
+)
+
+# Short queue IDs: upper-case hex, 6 or more. Long queue IDs
+# (enable_long_queue_ids): 12 or more of the 52-letter alphabet (digits and
+# consonants, both cases). Postfix separates the time part from the inode
+# part with a letter, so no stricter structure is assumed.
+QID_RE = re.compile(r"(?:[0-9A-F]{6,}|[0-9BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz]{12,})")
+
+_DELIVERY_RE = re.compile(
+    r"to=<(?P<to>.*?)>, (?:orig_to=<(?P<orig>.*?)>, )?relay=(?P<relay>[^,]*), "
+    r"(?:.*?, )?dsn=(?P<dsn>[0-9.]+), status=(?P<status>[A-Za-z]+)(?: \((?P<detail>.*?)\)?)?$"
+)
+_SENDER_RE = re.compile(r"from=<(?P<from>.*?)>, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
+_NOTICE_RE = re.compile(
+    r"(?P<notice>(?:sender|postmaster) (?:non-delivery|delay|delivery status|success)) "
+    r"notification: (?P<child>\S+)$"
+)
+_LOOP_PREFIX = "mail forwarding loop for "
+LOOP_MARKER = "(" + _LOOP_PREFIX
+
+# The block scanner: finds, in a block of whole lines, the lines of interest
+# in one pass of the regex engine, anchored on the "]: " that ends the syslog
+# tag. Lines that match none (most of a log) never reach Python code. The
+# last group that matched names the kind. The queue ID is checked against
+# QID_RE, and the program against "postfix", by the caller.
+SCAN_RE = re.compile(
+    r"\]: (?P<qid>[0-9A-Za-z]{6,}): "
+    r"(?:(?P<to>to=<)|from=<(?P<sender>.*?)>, size=\d+, nrcpt=(?P<from>\d+)|(?P<removed>removed)$"
+    r"|(?:sender|postmaster) (?:non-delivery|delay|delivery status|success) "
+    r"notification: (?P<notice>))",
+    re.MULTILINE,
+)
+# A block holding either of these may carry rate-limit reports, which the
+# scanner does not look for: such a block is parsed line by line.
+LOSS_MARKERS = ("rate-limit", "Suppressed ")
+
+# rsyslog: "imuxsock[..]: imuxsock lost 423 messages from pid 1234 due to
+# rate-limiting" / "imuxsock begins to drop messages from pid 1234 due to
+# rate-limiting". journald: "Suppressed 1234 messages from postfix@-.service".
+_RSYSLOG_LOST_RE = re.compile(r"lost (\d+) messages from pid \d+ due to rate-limiting")
+_JOURNALD_RE = re.compile(r"Suppressed (\d+) messages from ")
+
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    )
+}
+
+_TS_CACHE_MAX = 4096
+
+
+def transport_of(program: str) -> tuple[str, str]:
+    """``(transport, agent)`` for a syslog identifier.
+
+    ``postfix/smtp`` -> (smtp, smtp); ``postfix/relay/smtp`` -> (relay, smtp);
+    ``postfix-out/smtp`` -> (smtp, smtp): multi-instance ``syslog_name`` names
+    the instance, not the service.
+    """
+    parts = program.split("/")
+    agent = parts[-1]
+    transport = parts[-2] if len(parts) >= 3 else agent
+    return transport, agent
+
+
+def split_relay(relay: str) -> tuple[str, str, int]:
+    """``host[ip]:port`` -> (host, ip, port); ``local``/``none`` -> (relay, "", 0)."""
+    lb = relay.find("[")
+    if lb < 0:
+        return relay, "", 0
+    rb = relay.rfind("]")
+    if rb < lb:
+        return relay, "", 0
+    port = 0
+    tail = relay[rb + 1 :]
+    if tail.startswith(":") and tail[1:].isdigit():
+        port = int(tail[1:])
+    return relay[:lb], relay[lb + 1 : rb], port
+
+
+@dataclass(slots=True)
+class ParseStats:
+    """What the parser saw. ``unparsed_samples`` keeps the last few offenders."""
+
+    lines: int = 0
+    unparsed: int = 0
+    bad_timestamps: int = 0
+    unparsed_samples: deque[str] = field(default_factory=lambda: deque(maxlen=10))
+
+
+class Parser:
+    """Turns lines into events.
+
+    ``tz`` is the zone of year-less classic timestamps (the host's, unless
+    configured). ``reference`` anchors the year of classic timestamps: the
+    first line is taken to be no later than ``reference`` (for a file: its
+    modification time), and a month that jumps back by more than half a year
+    starts a new year (Dec 31 -> Jan 1).
+    """
+
+    def __init__(self, *, reference: datetime, tz: tzinfo = UTC) -> None:
+        self.tz = tz
+        self.reference = reference
+        self.stats = ParseStats()
+        self._year: int | None = None
+        self._month = 0
+        self._ts_cache: dict[str, int] = {}
+
+    # -- public -----------------------------------------------------------------
+
+    def parse(self, line: str) -> AnyEvent | None:
+        """Parse one line (without its newline). Never raises."""
+        self.stats.lines += 1
+        return self.parse_known(line)
+
+    def parse_known(self, line: str) -> AnyEvent | None:
+        """:meth:`parse` for a line already counted (found by :meth:`scan`)."""
+        if not line:
+            return None
+        if line[0].isdigit():
+            # RFC 3339: "2026-11-28T02:50:43.123456+00:00 host prog[pid]: msg"
+            ts_end = line.find(" ")
+        else:
+            # classic / maillog_file: "Oct 16 17:52:52[.123456] host ..."
+            ts_end = line.find(" ", 15) if line[15:16] == "." else 15
+        if ts_end < 0:
+            return None
+        host_end = line.find(" ", ts_end + 1)
+        if host_end < 0:
+            return None
+        prog_end = line.find("[", host_end + 1, host_end + 64)
+        if prog_end < 0:
+            return self._no_pid(line, host_end)
+        program = line[host_end + 1 : prog_end]
+        if not program.startswith("postfix"):
+            if program.startswith(("rsyslogd", "systemd-journal", "imuxsock")):
+                return self._log_loss(line, ts_end, host_end, program)
+            return None
+        pid_end = line.find("]: ", prog_end)
+        if pid_end < 0 or not line[prog_end + 1 : pid_end].isdigit():
+            return self._unparsed(line)
+        msg_start = pid_end + 3
+        qid_end = line.find(": ", msg_start, msg_start + 40)
+        if qid_end < 0:
+            return None
+        body = line[qid_end + 2 :]
+        head = body[:3]
+        if head == "to=":
+            kind = 1
+        elif head == "fro":
+            if not body.startswith("from=<") or not program.endswith("qmgr"):
+                return None
+            kind = 2
+        elif head == "rem":
+            if body != "removed":
+                return None
+            kind = 3
+        elif program.endswith("bounce") and " notification: " in body:
+            kind = 4
+        else:
+            return None
+        qid = line[msg_start:qid_end]
+        if QID_RE.fullmatch(qid) is None:
+            return self._unparsed(line)
+        time = self._time(line[:ts_end])
+        if time is None:
+            return self._unparsed(line)
+        host = line[ts_end + 1 : host_end]
+        pid = int(line[prog_end + 1 : pid_end])
+        return self._body(kind, body, time, host, program, pid, qid, line)
+
+    def parse_record(
+        self, time: int, host: str, program: str, pid: int, message: str
+    ) -> AnyEvent | None:
+        """Parse a journal record: the header fields are given, not text."""
+        self.stats.lines += 1
+        if not program.startswith("postfix"):
+            if program.startswith(("rsyslogd", "systemd-journal")):
+                return self._loss_event(message, time, host, program, pid)
+            return None
+        qid_end = message.find(": ", 0, 40)
+        if qid_end < 0:
+            return None
+        body = message[qid_end + 2 :]
+        if body.startswith("to="):
+            kind = 1
+        elif body.startswith("from=<") and program.endswith("qmgr"):
+            kind = 2
+        elif body == "removed":
+            kind = 3
+        elif program.endswith("bounce") and " notification: " in body:
+            kind = 4
+        else:
+            return None
+        qid = message[:qid_end]
+        if QID_RE.fullmatch(qid) is None:
+            return self._unparsed(f"{program}[{pid}]: {message}")
+        return self._body(kind, body, time, host, program, pid, qid, message)
+
+    # -- block scanning (the replay fast path) ----------------------------------
+
+    def time_of(self, text: str, line_start: int) -> int | None:
+        """The time of the line starting at ``line_start`` in ``text``."""
+        if text[line_start].isdigit():
+            ts = text[line_start : text.find(" ", line_start)]
+        elif text[line_start + 15 : line_start + 16] == ".":
+            ts = text[line_start : text.find(" ", line_start + 15)]
+        else:
+            ts = text[line_start : line_start + 15]
+        return self._time(ts)
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _body(
+        self,
+        kind: int,
+        body: str,
+        time: int,
+        host: str,
+        program: str,
+        pid: int,
+        qid: str,
+        line: str,
+    ) -> AnyEvent | None:
+        if kind == 1:
+            m = _DELIVERY_RE.match(body)
+            if m is None:
+                return self._unparsed(line)
+            to, orig, relay, dsn, status, detail = m.groups()
+            transport, agent = transport_of(program)
+            relay_host, relay_ip, relay_port = split_relay(relay)
+            detail = detail or ""
+            if detail.startswith(_LOOP_PREFIX):
+                return ForwardingLoop(
+                    time, host, program, pid, qid, agent, transport, to, orig or "",
+                    relay, relay_host, relay_ip, relay_port, dsn, status.lower(), detail,
+                    detail[len(_LOOP_PREFIX) :],
+                )  # fmt: skip
+            return Delivery(
+                time, host, program, pid, qid, agent, transport, to, orig or "",
+                relay, relay_host, relay_ip, relay_port, dsn, status.lower(), detail,
+            )  # fmt: skip
+        if kind == 2:
+            m = _SENDER_RE.match(body)
+            if m is None:
+                if ", status=expired" in body:
+                    return None  # "from=<..>, status=expired, returned to sender"
+                return self._unparsed(line)
+            return QueueSender(
+                time, host, program, pid, qid, m[1], int(m[2]), int(m[3])
+            )  # fmt: skip
+        if kind == 3:
+            return Removed(time, host, program, pid, qid)
+        m = _NOTICE_RE.match(body)
+        if m is None or QID_RE.fullmatch(m["child"]) is None:
+            return self._unparsed(line)
+        return BounceNotice(time, host, program, pid, qid, m["notice"], m["child"])
+
+    def _unparsed(self, line: str) -> AnyEvent | None:
+        self.stats.unparsed += 1
+        self.stats.unparsed_samples.append(line[:500])
+        return None
+
+    def _no_pid(self, line: str, host_end: int) -> AnyEvent | None:
+        # "rsyslogd: imuxsock lost ..." has no [pid]; Postfix always logs one.
+        colon = line.find(": ", host_end + 1, host_end + 64)
+        if colon < 0:
+            return None
+        program = line[host_end + 1 : colon]
+        if program.startswith("postfix"):
+            return self._unparsed(line)
+        if program.startswith(("rsyslogd", "systemd-journal")):
+            ts_end = line.rfind(" ", 0, host_end)
+            time = self._time(line[:ts_end])
+            if time is None:
+                return None
+            host = line[ts_end + 1 : host_end]
+            return self._loss_event(line[colon + 2 :], time, host, program, 0)
+        return None
+
+    def _log_loss(self, line: str, ts_end: int, host_end: int, program: str) -> AnyEvent | None:
+        if "rate-limit" not in line and "Suppressed" not in line:
+            return None
+        time = self._time(line[:ts_end])
+        if time is None:
+            return None
+        return self._loss_event(line[host_end:], time, line[ts_end + 1 : host_end], program, 0)
+
+    @staticmethod
+    def _loss_event(msg: str, time: int, host: str, program: str, pid: int) -> LogLoss | None:
+        m = _RSYSLOG_LOST_RE.search(msg)
+        if m is not None:
+            return LogLoss(time, host, program, pid, "", int(m[1]), "rsyslog")
+        if "begins to drop messages" in msg and "rate-limiting" in msg:
+            return LogLoss(time, host, program, pid, "", 0, "rsyslog")
+        m = _JOURNALD_RE.search(msg)
+        if m is not None:
+            return LogLoss(time, host, program, pid, "", int(m[1]), "journald")
+        return None
+
+    def _time(self, ts: str) -> int | None:
+        cached = self._ts_cache.get(ts)
+        if cached is not None:
+            return cached
+        try:
+            value = self._convert(ts)
+        except (ValueError, KeyError, OverflowError, IndexError):
+            self.stats.bad_timestamps += 1
+            return None
+        if len(self._ts_cache) >= _TS_CACHE_MAX:
+            self._ts_cache.clear()
+        self._ts_cache[ts] = value
+        return value
+
+    def _convert(self, ts: str) -> int:
+        if ts[0].isdigit():
+            dt = datetime.fromisoformat(ts)
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=self.tz)
+            return _micros(dt)
+        # "Oct 16 17:52:52" / "Oct 06 17:52:52.123456"
+        month = _MONTHS[ts[0:3]]
+        day = int(ts[4:6])
+        hour, minute, second = int(ts[7:9]), int(ts[10:12]), int(ts[13:15])
+        if ts[6] != " " or ts[9] != ":" or ts[12] != ":":
+            raise ValueError(ts)
+        micro = 0
+        if len(ts) > 15:
+            if ts[15] != "." or not ts[16:].isdigit():
+                raise ValueError(ts)
+            micro = int((ts[16:] + "000000")[:6])
+        year = self._infer_year(month)
+        dt = datetime(year, month, day, hour, minute, second, micro, tzinfo=self.tz)
+        return _micros(dt)
+
+    def _infer_year(self, month: int) -> int:
+        if self._year is None:
+            ref = self.reference.astimezone(self.tz)
+            self._year = ref.year - 1 if month > ref.month else ref.year
+        elif month < self._month - 6:
+            self._year += 1
+            self._ts_cache.clear()
+        elif month > self._month + 6:
+            # a straggler from before the new year: not a new year itself
+            return self._year - 1
+        self._month = month
+        return self._year
+
+
+def _micros(dt: datetime) -> int:
+    delta = dt - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

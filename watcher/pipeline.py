@@ -1,0 +1,288 @@
+"""parse -> correlate -> detect -> decide, and what it saw. Pure.
+
+The same pipeline serves replay (fed from a finished file) and live runs
+(fed from a tailer); what differs is only the responders the resulting
+actions are handed to.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from watcher.correlate import Correlator, Fact
+from watcher.decide import Action, Decider
+from watcher.detect import Detector, Hit, recipient_domain
+from watcher.events import (
+    AnyEvent,
+    BounceNotice,
+    Delivery,
+    ForwardingLoop,
+    LogLoss,
+    QueueSender,
+    Removed,
+)
+from watcher.parse import LOOP_MARKER, LOSS_MARKERS, QID_RE, SCAN_RE, Parser
+from watcher.rules import Rule
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """A line's place: which source, which line (1-based), and its text."""
+
+    source: str
+    lineno: int
+    text: str
+    time: int
+
+
+@dataclass(slots=True)
+class RuleSummary:
+    """Everything one rule saw; the report is built from these."""
+
+    rule: Rule
+    matches: int = 0
+    first: Where | None = None
+    last: Where | None = None
+    warned: Where | None = None
+    tripped: Where | None = None
+    count_at_trip: int = 0
+    after_switch: int = 0  # matches after the switch tripped (any rule): kept in by a live run
+    by_domain: Counter[str] = field(default_factory=Counter)
+    by_sender: Counter[str] = field(default_factory=Counter)
+    transports: Counter[str] = field(default_factory=Counter)
+    evidence: list[Where] = field(default_factory=list)
+    evidence_dropped: int = 0
+
+
+@dataclass(slots=True)
+class LossSummary:
+    events: int = 0
+    lost: int = 0
+    first: Where | None = None
+    last: Where | None = None
+
+
+ActionSink = Callable[[list[Action], Where], None]
+
+
+class Pipeline:
+    """Holds the stages and the running summary.
+
+    ``on_actions`` is called with the actions decided on a line, and that
+    line; the replay hands them to the dry-run responder, a live run to the
+    real ones.
+    """
+
+    def __init__(
+        self,
+        parser: Parser,
+        correlator: Correlator,
+        detector: Detector,
+        decider: Decider,
+        *,
+        on_actions: ActionSink | None = None,
+        evidence_cap: int = 5000,
+    ) -> None:
+        self.parser = parser
+        self.correlator = correlator
+        self.detector = detector
+        self.decider = decider
+        self.on_actions = on_actions
+        self.evidence_cap = evidence_cap
+        self.summaries = {r.name: RuleSummary(r) for r in detector.rules}
+        self.actions: list[tuple[Action, Where]] = []
+        self.loss = LossSummary()
+        self.events = 0
+        self.first_time: int | None = None
+        self.last_time: int | None = None
+        self.switch_tripped: Where | None = None
+
+    @classmethod
+    def build(
+        cls,
+        rules: Sequence[Rule],
+        parser: Parser,
+        *,
+        content_filters: Iterable[str] | None = None,
+        max_open: int = 50_000,
+        ttl_seconds: float = 86_400.0,
+        on_actions: ActionSink | None = None,
+    ) -> Pipeline:
+        detector = (
+            Detector(rules)
+            if content_filters is None
+            else Detector(rules, content_filters=content_filters)
+        )
+        return cls(
+            parser,
+            Correlator(max_open=max_open, ttl_seconds=ttl_seconds),
+            detector,
+            Decider(rules),
+            on_actions=on_actions,
+        )
+
+    def run(self, lines: Iterable[str], source: str, start: int = 1) -> int:
+        """Feed every line (newline already stripped); return the last line number."""
+        parse = self.parser.parse
+        event = self.feed_event
+        n = start - 1
+        for n, line in enumerate(lines, start):
+            ev = parse(line)
+            if ev is not None:
+                event(ev, source, n, line)
+        return n
+
+    def run_text(self, text: str, source: str, start: int = 1) -> int:
+        """Feed a block of whole lines (the replay fast path); return its line count.
+
+        Gives the same result as :meth:`run` on ``text.split("\\n")``: the
+        scanner picks out the lines of interest, queue-ID bookkeeping is
+        done without building events, and only lines a rule could count are
+        parsed in full.
+        """
+        n_lines = text.count("\n")
+        if text and not text.endswith("\n"):
+            n_lines += 1
+        if any(marker in text for marker in LOSS_MARKERS):
+            lines = text.split("\n")
+            if text.endswith("\n"):
+                lines.pop()
+            self.run(lines, source, start)
+            return n_lines
+        parser = self.parser
+        parser.stats.lines += n_lines
+        corr = self.correlator
+        forget, note_sender, sender_of = corr.forget, corr.note_sender, corr.sender_of
+        time_of = parser.time_of
+        wants = self.detector.wants_delivery
+        loops_wanted = self.detector.wants_loops
+        rfind, find = text.rfind, text.find
+        qid_ok = QID_RE.fullmatch
+        events = 0
+        counted_pos, counted_line = 0, start
+        for m in SCAN_RE.finditer(text):
+            kind = m.lastgroup
+            if kind == "removed":
+                forget(m.group(1))  # an ID that is not open is not there to forget
+                events += 1
+                continue
+            at = m.start()
+            line_start = rfind("\n", 0, at) + 1
+            if kind == "from":
+                if find("/qmgr[", line_start, at) < 0 or find(" postfix", line_start, at) < 0:
+                    continue
+                qid = m.group(1)
+                time = time_of(text, line_start) if qid_ok(qid) else None
+                if time is not None:
+                    note_sender(qid, m.group(2), time)
+                    events += 1
+                    self._saw(time)
+                    continue
+            end = find("\n", m.end())
+            if end < 0:
+                end = len(text)
+            if kind == "to":
+                sender = sender_of(m.group(1))
+                if not wants(sender, False) and not (
+                    loops_wanted and wants(sender, find(LOOP_MARKER, m.end(), end) >= 0)
+                ):
+                    events += 1
+                    continue
+            line = text[line_start:end]
+            counted_line += text.count("\n", counted_pos, line_start)
+            counted_pos = line_start
+            ev = parser.parse_known(line)
+            if ev is not None:
+                self.events += events
+                events = 0
+                self.feed_event(ev, source, counted_line, line)
+        self.events += events
+        return n_lines
+
+    def feed_line(self, line: str, source: str, lineno: int) -> None:
+        ev = self.parser.parse(line)
+        if ev is not None:
+            self.feed_event(ev, source, lineno, line)
+
+    def feed_event(self, ev: AnyEvent, source: str, lineno: int, line: str) -> None:
+        self.events += 1
+        corr = self.correlator
+        if isinstance(ev, Removed):
+            corr.forget(ev.qid)
+            return
+        if isinstance(ev, QueueSender):
+            corr.note_sender(ev.qid, ev.sender, ev.time)
+            self._saw(ev.time)
+            return
+        if isinstance(ev, Delivery) and not self.detector.wants_delivery(
+            corr.sender_of(ev.qid), isinstance(ev, ForwardingLoop)
+        ):
+            return
+        self._saw(ev.time)
+        if isinstance(ev, LogLoss):
+            self._loss(ev, Where(source, lineno, line, ev.time))
+            return
+        fact = corr.feed(ev)
+        if fact is None:
+            return
+        hits = self.detector.feed(fact)
+        if hits:
+            where = Where(source, lineno, line, ev.time)
+            for hit in hits:
+                self._hit(hit, where)
+
+    def _saw(self, t: int) -> None:
+        if self.first_time is None:
+            self.first_time = t
+        if self.last_time is None or t > self.last_time:
+            self.last_time = t
+
+    def _loss(self, ev: LogLoss, where: Where) -> None:
+        loss = self.loss
+        loss.events += 1
+        loss.lost += ev.lost
+        if loss.first is None:
+            loss.first = where
+        loss.last = where
+
+    def _hit(self, hit: Hit, where: Where) -> None:
+        s = self.summaries[hit.rule.name]
+        s.matches += 1
+        if s.first is None:
+            s.first = where
+        s.last = where
+        fact = hit.fact
+        s.by_domain[_destination(fact)] += 1
+        s.by_sender[fact.sender if fact.sender is not None else "?"] += 1
+        if isinstance(fact.event, Delivery):
+            s.transports[fact.event.transport] += 1
+        if len(s.evidence) < self.evidence_cap:
+            s.evidence.append(where)
+        else:
+            s.evidence_dropped += 1
+        if self.switch_tripped is not None:
+            s.after_switch += 1
+        actions = self.decider.on_hit(hit)
+        if not actions:
+            return
+        if actions[0].severity == "warn":
+            s.warned = s.warned or where
+        else:
+            s.tripped = where
+            s.count_at_trip = hit.count
+            if self.switch_tripped is None:
+                self.switch_tripped = where
+        self.actions.extend((a, where) for a in actions)
+        if self.on_actions is not None:
+            self.on_actions(actions, where)
+
+
+def _destination(fact: Fact) -> str:
+    """Where the counted message is going: a delivery's recipient domain;
+    for a bounce notice, the original sender's domain (the bounce's target)."""
+    ev = fact.event
+    if isinstance(ev, BounceNotice):
+        return recipient_domain(fact.sender or "") or "?"
+    return recipient_domain(ev.recipient) or "?"
