@@ -88,8 +88,8 @@ def compile_match(m: Match, content_filters: Iterable[str]) -> Predicate:
             return False
         if statuses is not None and ev.status not in statuses:
             return False
-        if m.remote and not ev.relay_ip:
-            return False
+        if m.remote and (not ev.relay_ip or "/" in ev.relay_ip):
+            return False  # relay=local/none/virtual..., or a unix socket
         return not _relay_matches(ev, excluded)
 
     return predicate

@@ -39,9 +39,11 @@ from watcher.events import (
 # part with a letter, so no stricter structure is assumed.
 QID_RE = re.compile(r"(?:[0-9A-F]{6,}|[0-9BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz]{12,})")
 
-_DELIVERY_RE = re.compile(
-    r"to=<(?P<to>.*?)>, (?:orig_to=<(?P<orig>.*?)>, )?relay=(?P<relay>[^,]*), "
-    r"(?:.*?, )?dsn=(?P<dsn>[0-9.]+), status=(?P<status>[A-Za-z]+)(?: \((?P<detail>.*?)\)?)?$"
+DELIVERY_RE = re.compile(
+    r"to=<(?P<to>.*?)>, (?:orig_to=<(?P<orig>.*?)>, )?relay=(?P<relay>[^,\n]*), "
+    r"(?:[a-z_]+=[^,\n]*, )*?dsn=(?P<dsn>[0-9.]+), status=(?P<status>[A-Za-z]+)"
+    r"(?: \((?P<detail>.*))?$",  # the detail's closing ")" is stripped after: lines get cut
+    re.MULTILINE,
 )
 _SENDER_RE = re.compile(r"from=<(?P<from>.*?)>, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
 _NOTICE_RE = re.compile(
@@ -51,26 +53,33 @@ _NOTICE_RE = re.compile(
 _LOOP_PREFIX = "mail forwarding loop for "
 LOOP_MARKER = "(" + _LOOP_PREFIX
 
-# The block scanner: finds, in a block of whole lines, the lines of interest
-# in one pass of the regex engine, anchored on the "]: " that ends the syslog
-# tag. Lines that match none (most of a log) never reach Python code. The
-# last group that matched names the kind. The queue ID is checked against
-# QID_RE, and the program against "postfix", by the caller.
+# The block scanner: finds, in a block of whole lines, the lines that may be
+# of interest in one pass of the regex engine, anchored on the "]: " that
+# ends the syslog tag. Lines that match none (most of a log) never reach
+# Python code. The last group that matched names the kind. The common,
+# well-formed cases are handled on the spot; anything else is handed to
+# Parser.parse_known, so both paths judge a line the same way.
 SCAN_RE = re.compile(
-    r"\]: (?P<qid>[0-9A-Za-z]{6,}): "
-    r"(?:(?P<to>to=<)|from=<(?P<sender>.*?)>, size=\d+, nrcpt=(?P<from>\d+)|(?P<removed>removed)$"
-    r"|(?:sender|postmaster) (?:non-delivery|delay|delivery status|success) "
-    r"notification: (?P<notice>))",
+    r"\]: (?P<qid>[0-9A-Za-z]{6,38}+): (?:"
+    r"from=<(?P<sender>.*?)>, size=\d+, nrcpt=(?P<from>\d+)"
+    r"|(?P<to>to=)|(?P<removed>removed)$|(?P<other>from=<|(?:sender|postmaster) ))",
     re.MULTILINE,
 )
 # A block holding either of these may carry rate-limit reports, which the
 # scanner does not look for: such a block is parsed line by line.
 LOSS_MARKERS = ("rate-limit", "Suppressed ")
+LOSS_LINE_RE = re.compile(r"^[^\n]*(?:rate-limit|Suppressed )[^\n]*$", re.MULTILINE)
 
-# rsyslog: "imuxsock[..]: imuxsock lost 423 messages from pid 1234 due to
-# rate-limiting" / "imuxsock begins to drop messages from pid 1234 due to
-# rate-limiting". journald: "Suppressed 1234 messages from postfix@-.service".
-_RSYSLOG_LOST_RE = re.compile(r"lost (\d+) messages from pid \d+ due to rate-limiting")
+# rsyslog, old and new: "imuxsock lost 423 messages from pid 1234 due to
+# rate-limiting", "imuxsock[pid: 51, name: /usr/sbin/qmgr]: 4880 messages lost
+# due to rate-limiting (20000 allowed within 300 seconds)", "imjournal: 236
+# messages lost due to rate-limiting", "imuxsock[pid 29156]: begin to drop
+# messages due to rate-limiting". journald: "Suppressed 917 messages from
+# postfix@-.service".
+_RSYSLOG_LOST_RE = re.compile(
+    r"(?:lost (\d+) messages from pid \d+|(\d+) messages lost) due to rate-limiting"
+)
+_RSYSLOG_BEGIN_RE = re.compile(r"begins? to drop messages .*due to rate-limiting")
 _JOURNALD_RE = re.compile(r"Suppressed (\d+) messages from ")
 
 _MONTHS = {
@@ -138,6 +147,7 @@ class Parser:
         self._year: int | None = None
         self._month = 0
         self._ts_cache: dict[str, int] = {}
+        self._hour_cache: dict[str, int] = {}  # "Oct 16 17" -> the hour's start
 
     # -- public -----------------------------------------------------------------
 
@@ -150,7 +160,7 @@ class Parser:
         """:meth:`parse` for a line already counted (found by :meth:`scan`)."""
         if not line:
             return None
-        if line[0].isdigit():
+        if line[0].isdigit():  # one test for the format, per line
             # RFC 3339: "2026-11-28T02:50:43.123456+00:00 host prog[pid]: msg"
             ts_end = line.find(" ")
         else:
@@ -174,7 +184,7 @@ class Parser:
             return self._unparsed(line)
         msg_start = pid_end + 3
         qid_end = line.find(": ", msg_start, msg_start + 40)
-        if qid_end < 0:
+        if qid_end < 0 or ":" in line[msg_start:qid_end]:
             return None
         body = line[qid_end + 2 :]
         head = body[:3]
@@ -212,7 +222,7 @@ class Parser:
                 return self._loss_event(message, time, host, program, pid)
             return None
         qid_end = message.find(": ", 0, 40)
-        if qid_end < 0:
+        if qid_end < 0 or ":" in message[:qid_end]:
             return None
         body = message[qid_end + 2 :]
         if body.startswith("to="):
@@ -256,13 +266,13 @@ class Parser:
         line: str,
     ) -> AnyEvent | None:
         if kind == 1:
-            m = _DELIVERY_RE.match(body)
+            m = DELIVERY_RE.match(body)
             if m is None:
                 return self._unparsed(line)
             to, orig, relay, dsn, status, detail = m.groups()
             transport, agent = transport_of(program)
             relay_host, relay_ip, relay_port = split_relay(relay)
-            detail = detail or ""
+            detail = (detail[:-1] if detail.endswith(")") else detail) if detail else ""
             if detail.startswith(_LOOP_PREFIX):
                 return ForwardingLoop(
                     time, host, program, pid, qid, agent, transport, to, orig or "",
@@ -323,8 +333,8 @@ class Parser:
     def _loss_event(msg: str, time: int, host: str, program: str, pid: int) -> LogLoss | None:
         m = _RSYSLOG_LOST_RE.search(msg)
         if m is not None:
-            return LogLoss(time, host, program, pid, "", int(m[1]), "rsyslog")
-        if "begins to drop messages" in msg and "rate-limiting" in msg:
+            return LogLoss(time, host, program, pid, "", int(m[1] or m[2]), "rsyslog")
+        if _RSYSLOG_BEGIN_RE.search(msg) is not None:
             return LogLoss(time, host, program, pid, "", 0, "rsyslog")
         m = _JOURNALD_RE.search(msg)
         if m is not None:
@@ -342,6 +352,7 @@ class Parser:
             return None
         if len(self._ts_cache) >= _TS_CACHE_MAX:
             self._ts_cache.clear()
+            self._hour_cache.clear()
         self._ts_cache[ts] = value
         return value
 
@@ -352,19 +363,25 @@ class Parser:
                 dt = dt.replace(tzinfo=self.tz)
             return _micros(dt)
         # "Oct 16 17:52:52" / "Oct 06 17:52:52.123456"
-        month = _MONTHS[ts[0:3]]
-        day = int(ts[4:6])
-        hour, minute, second = int(ts[7:9]), int(ts[10:12]), int(ts[13:15])
-        if ts[6] != " " or ts[9] != ":" or ts[12] != ":":
+        if ts[9] != ":" or ts[12] != ":" or not (ts[10:12] + ts[13:15]).isdigit():
             raise ValueError(ts)
         micro = 0
         if len(ts) > 15:
             if ts[15] != "." or not ts[16:].isdigit():
                 raise ValueError(ts)
             micro = int((ts[16:] + "000000")[:6])
-        year = self._infer_year(month)
-        dt = datetime(year, month, day, hour, minute, second, micro, tzinfo=self.tz)
-        return _micros(dt)
+        offset = (int(ts[10:12]) * 60 + int(ts[13:15])) * 1_000_000 + micro
+        hour_key = ts[:9]
+        base = self._hour_cache.get(hour_key)
+        if base is None:
+            if ts[3] != " " or ts[6] != " " or not ts[7:9].isdigit():
+                raise ValueError(ts)
+            month = _MONTHS[ts[0:3]]
+            day = int(ts[4:6])
+            year = self._infer_year(month)
+            base = _micros(datetime(year, month, day, int(ts[7:9]), tzinfo=self.tz))
+            self._hour_cache[hour_key] = base
+        return base + offset
 
     def _infer_year(self, month: int) -> int:
         if self._year is None:
@@ -373,6 +390,7 @@ class Parser:
         elif month < self._month - 6:
             self._year += 1
             self._ts_cache.clear()
+            self._hour_cache.clear()
         elif month > self._month + 6:
             # a straggler from before the new year: not a new year itself
             return self._year - 1

@@ -23,7 +23,7 @@ from watcher.events import (
     QueueSender,
     Removed,
 )
-from watcher.parse import LOOP_MARKER, LOSS_MARKERS, QID_RE, SCAN_RE, Parser
+from watcher.parse import LOOP_MARKER, LOSS_LINE_RE, LOSS_MARKERS, QID_RE, SCAN_RE, Parser
 from watcher.rules import Rule
 
 
@@ -124,35 +124,55 @@ class Pipeline:
         )
 
     def run(self, lines: Iterable[str], source: str, start: int = 1) -> int:
-        """Feed every line (newline already stripped); return the last line number."""
-        parse = self.parser.parse
-        event = self.feed_event
-        n = start - 1
-        for n, line in enumerate(lines, start):
-            ev = parse(line)
-            if ev is not None:
-                event(ev, source, n, line)
-        return n
+        """Feed lines (newlines already stripped); return the last line number.
+
+        Lines are batched into blocks for :meth:`run_text`: there is one way
+        through the pipeline, whatever the source.
+        """
+        n = start
+        batch: list[str] = []
+        for line in lines:
+            batch.append(line)
+            if len(batch) >= 4096:
+                n += self.run_text("\n".join(batch) + "\n", source, n)
+                batch.clear()
+        if batch:
+            n += self.run_text("\n".join(batch) + "\n", source, n)
+        return n - 1
+
+    def feed_line(self, line: str, source: str, lineno: int) -> None:
+        self.run_text(line + "\n", source, lineno)
 
     def run_text(self, text: str, source: str, start: int = 1) -> int:
-        """Feed a block of whole lines (the replay fast path); return its line count.
+        """Feed a block of whole lines; return how many lines it held.
 
-        Gives the same result as :meth:`run` on ``text.split("\\n")``: the
-        scanner picks out the lines of interest, queue-ID bookkeeping is
-        done without building events, and only lines a rule could count are
-        parsed in full.
+        The scanner picks out the lines of interest; queue-ID bookkeeping is
+        done without building events, and only the lines some rule could
+        count are parsed in full (and counted as unparsed if they are
+        malformed). Rate-limit reports, which the scanner does not look
+        for, are found by a second, rarely matching search.
         """
         n_lines = text.count("\n")
         if text and not text.endswith("\n"):
             n_lines += 1
-        if any(marker in text for marker in LOSS_MARKERS):
-            lines = text.split("\n")
-            if text.endswith("\n"):
-                lines.pop()
-            self.run(lines, source, start)
+        self.parser.stats.lines += n_lines
+        if not any(marker in text for marker in LOSS_MARKERS):
+            self._scan(text, source, start, 0, len(text))
             return n_lines
+        pos, lineno = 0, start
+        for m in LOSS_LINE_RE.finditer(text):
+            self._scan(text, source, lineno, pos, m.start())
+            lineno += text.count("\n", pos, m.start())
+            ev = self.parser.parse_known(m.group())
+            if ev is not None:
+                self.feed_event(ev, source, lineno, m.group())
+            pos = m.end()
+        self._scan(text, source, lineno, pos, len(text))
+        return n_lines
+
+    def _scan(self, text: str, source: str, start: int, pos: int, endpos: int) -> None:
+        """The hot loop: ``text[pos:endpos]`` holds whole lines, the first is ``start``."""
         parser = self.parser
-        parser.stats.lines += n_lines
         corr = self.correlator
         forget, note_sender, sender_of = corr.forget, corr.note_sender, corr.sender_of
         time_of = parser.time_of
@@ -161,36 +181,39 @@ class Pipeline:
         rfind, find = text.rfind, text.find
         qid_ok = QID_RE.fullmatch
         events = 0
-        counted_pos, counted_line = 0, start
-        for m in SCAN_RE.finditer(text):
-            kind = m.lastgroup
-            if kind == "removed":
-                forget(m.group(1))  # an ID that is not open is not there to forget
-                events += 1
-                continue
+        earliest = latest = -1
+        counted_pos, counted_line = pos, start
+        for m in SCAN_RE.finditer(text, pos, endpos):
             at = m.start()
             line_start = rfind("\n", 0, at) + 1
-            if kind == "from":
-                if find("/qmgr[", line_start, at) < 0 or find(" postfix", line_start, at) < 0:
-                    continue
-                qid = m.group(1)
-                time = time_of(text, line_start) if qid_ok(qid) else None
-                if time is not None:
-                    note_sender(qid, m.group(2), time)
-                    events += 1
-                    self._saw(time)
-                    continue
-            end = find("\n", m.end())
-            if end < 0:
-                end = len(text)
-            if kind == "to":
-                sender = sender_of(m.group(1))
-                if not wants(sender, False) and not (
-                    loops_wanted and wants(sender, find(LOOP_MARKER, m.end(), end) >= 0)
-                ):
+            kind = m.lastgroup
+            qid = m.group(1)
+            if kind != "other" and find(" postfix", line_start, at) >= 0 and qid_ok(qid):
+                if kind == "removed":
+                    forget(qid)
                     events += 1
                     continue
-            line = text[line_start:end]
+                if kind == "from":
+                    if find("/qmgr[", line_start, at) < 0:
+                        continue  # another program's "from=<": not an event
+                    time = time_of(text, line_start)
+                    if time is not None:
+                        note_sender(qid, m.group(2), time)
+                        events += 1
+                        if time > latest:
+                            latest = time
+                        if earliest < 0:
+                            earliest = time
+                        continue
+                else:  # "to": parse in full only what a rule could count
+                    sender = sender_of(qid)
+                    if not wants(sender, False) and not (
+                        loops_wanted and wants(sender, find(LOOP_MARKER, at, find("\n", at)) >= 0)
+                    ):
+                        events += 1
+                        continue
+            end = find("\n", at)
+            line = text[line_start : end if end >= 0 else len(text)]
             counted_line += text.count("\n", counted_pos, line_start)
             counted_pos = line_start
             ev = parser.parse_known(line)
@@ -199,14 +222,12 @@ class Pipeline:
                 events = 0
                 self.feed_event(ev, source, counted_line, line)
         self.events += events
-        return n_lines
-
-    def feed_line(self, line: str, source: str, lineno: int) -> None:
-        ev = self.parser.parse(line)
-        if ev is not None:
-            self.feed_event(ev, source, lineno, line)
+        if latest >= 0:
+            self._saw(earliest)
+            self._saw(latest)
 
     def feed_event(self, ev: AnyEvent, source: str, lineno: int, line: str) -> None:
+        """One parsed event (from a block, or a journal record) through the stages."""
         self.events += 1
         corr = self.correlator
         if isinstance(ev, Removed):
@@ -234,7 +255,7 @@ class Pipeline:
                 self._hit(hit, where)
 
     def _saw(self, t: int) -> None:
-        if self.first_time is None:
+        if self.first_time is None or t < self.first_time:
             self.first_time = t
         if self.last_time is None or t > self.last_time:
             self.last_time = t

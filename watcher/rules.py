@@ -16,12 +16,14 @@ from __future__ import annotations
 import importlib.util
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from watcher.tomlconf import describe
 
 ActionKind = Literal["notify", "stop-fetchmail", "freeze-postfix", "hold-bounces", "command"]
 EventKind = Literal["delivery", "bounce-notice", "forwarding-loop"]
@@ -135,7 +137,9 @@ def parse_rule_text(text: str, path: str) -> list[LoadedRule]:
     try:
         tables = RuleFile.model_validate(data).rule
     except ValidationError as exc:
-        raise RuleError(_describe(exc, text, path, None, "expected [[rule]] tables")) from exc
+        raise RuleError(describe(exc, text, path, "expected [[rule]] tables")) from exc
+    lines = text.splitlines()
+    starts = [i for i, ln in enumerate(lines) if _RULE_HEADER_RE.match(ln)]
     out: list[LoadedRule] = []
     seen: set[str] = set()
     for index, table in enumerate(tables):
@@ -145,7 +149,9 @@ def parse_rule_text(text: str, path: str) -> list[LoadedRule]:
         try:
             rule = Rule.model_validate(table)
         except ValidationError as exc:
-            raise RuleError(_describe(exc, text, path, index, label)) from exc
+            start = starts[index] if index < len(starts) else 0
+            end = starts[index + 1] if index + 1 < len(starts) else None
+            raise RuleError(describe(exc, text, path, label, start, end)) from exc
         if rule.name in seen:
             raise RuleError(f"{path}: {label}: name used twice in one file")
         seen.add(rule.name)
@@ -153,45 +159,4 @@ def parse_rule_text(text: str, path: str) -> list[LoadedRule]:
     return out
 
 
-def _describe(exc: ValidationError, text: str, path: str, index: int | None, label: str) -> str:
-    """One line per error: ``file:line: rule 'x': field: reason (got value)``."""
-    out = []
-    for err in exc.errors(include_url=False):
-        loc = [str(p) for p in err["loc"]]
-        field = ".".join(loc) or "(the rule table)"
-        line = _locate(text, index, loc) if index is not None else None
-        where = f"{path}:{line}" if line else path
-        got = f" (got {err['input']!r})" if err["type"] != "missing" and loc else ""
-        out.append(f"{where}: {label}: {field}: {err['msg']}{got}")
-    return "\n".join(out)
-
-
-_HEADER_RE = re.compile(r"^\s*\[\[\s*rule\s*\]\]\s*(#.*)?$")
-
-
-def _locate(text: str, index: int, loc: Iterable[str]) -> int | None:
-    """Best-effort line number of ``loc`` inside the ``index``-th ``[[rule]]``."""
-    lines = text.splitlines()
-    starts = [i for i, ln in enumerate(lines) if _HEADER_RE.match(ln)]
-    if index >= len(starts):
-        return None
-    start = starts[index]
-    end = starts[index + 1] if index + 1 < len(starts) else len(lines)
-    loc = list(loc)
-    best = start + 1
-    section = ""
-    for i in range(start, end):
-        ln = lines[i].strip()
-        m = re.match(r"^\[\s*rule\.([A-Za-z0-9_.-]+)\s*\]", ln)
-        if m:
-            section = m.group(1)
-            if loc and section == loc[0]:
-                best = i + 1
-            continue
-        key = re.match(r"^([A-Za-z0-9_-]+)\s*=", ln)
-        if key is None:
-            continue
-        path = ([section] if section else []) + [key.group(1)]
-        if path == loc[: len(path)] or (not section and loc and key.group(1) == loc[0]):
-            return i + 1
-    return best
+_RULE_HEADER_RE = re.compile(r"^\s*\[\[\s*rule\s*\]\]\s*(#.*)?$")

@@ -1,0 +1,271 @@
+"""The ``stormwatch`` command line. The only module that writes to stdout.
+
+Exit status: 0 no rule tripped (or the command succeeded), 1 a rule tripped,
+2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+from watcher import __version__, clock, report
+from watcher.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
+from watcher.parse import Parser
+from watcher.pipeline import Pipeline
+from watcher.responders.dryrun import DryRunResponder
+from watcher.rules import LoadedRule, RuleError, bundled_rules_dir, load_rules
+from watcher.sources.replay import ReplayInput
+
+EXIT_OK, EXIT_TRIPPED, EXIT_USAGE = 0, 1, 2
+PROGRESS_MIN_BYTES = 32 << 20
+DEMO_LOG = "demo-incident.log"
+
+log = logging.getLogger("watcher")
+
+
+class UsageError(Exception):
+    """Bad arguments or configuration: exit status 2, with this message."""
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"settings file (default {DEFAULT_CONFIG}; if absent, built-in defaults)",
+    )
+    p.add_argument(
+        "--state-dir", type=Path, default=None, help="state directory (default /var/lib/stormwatch)"
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    return p
+
+
+def _rules_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rules",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of rule files; overrides bundled rules by name (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    top = argparse.ArgumentParser(
+        prog="stormwatch",
+        description="A kill switch for Postfix mail storms.",
+        epilog="Exit status: 0 no rule tripped, 1 a rule tripped, 2 usage or configuration error.",
+    )
+    top.add_argument("--version", action="version", version=f"stormwatch {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="replay a bundled incident log through the default rules",
+        description="Replays a bundled log shaped like a real incident (a fetchmail-fed "
+        "forwarding loop that relayed ~1000 bounces out in 4 minutes) through the "
+        "default rules, as a dry run.",
+    )
+    demo.add_argument("--json", action="store_true", help="machine-readable output")
+
+    replay = sub.add_parser(
+        "replay",
+        parents=[common],
+        help="replay finished logs as a dry run: would a rule have tripped?",
+        description="Reads plain or gzip logs (in the order given; '-' for stdin) through "
+        "the rules and prints the verdict and the plan. No side effects.",
+    )
+    replay.add_argument("files", nargs="+", metavar="FILE", help="log files, oldest first")
+    _rules_opt(replay)
+    replay.add_argument("--json", action="store_true", help="machine-readable output")
+    replay.add_argument(
+        "--year",
+        type=int,
+        default=None,
+        help="year of the first classic syslog line (default: from the first file's mtime)",
+    )
+    replay.add_argument(
+        "--timezone", default=None, help="IANA zone of year-less timestamps (default: the host's)"
+    )
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    check = sub.add_parser(
+        "check-config",
+        parents=[common],
+        help="validate the settings and rules, print the effective ones",
+    )
+    _rules_opt(check)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="stormwatch: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    commands: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+        "demo": cmd_demo,
+        "replay": cmd_replay,
+        "check-config": cmd_check_config,
+    }
+    try:
+        settings = load_settings(args.config)
+        if args.state_dir is not None:
+            settings = settings.model_copy(update={"state_dir": args.state_dir})
+        return commands[args.command](args, settings)
+    except (ConfigError, RuleError, UsageError) as exc:
+        sys.stderr.write(f"stormwatch: {exc}\n")
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _load_rules(settings: Settings, extra: Sequence[Path]) -> list[LoadedRule]:
+    loaded = load_rules([*settings.rules_dirs, *extra])
+    if not loaded:
+        raise UsageError("no rule is enabled: there is nothing to watch for")
+    return loaded
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(str(resources.files("watcher.data").joinpath(DEMO_LOG)))
+    return _replay(
+        [str(path)],
+        settings=settings,
+        rules=_load_rules(settings, ()),
+        as_json=args.json,
+        reference=datetime(2011, 12, 31, tzinfo=UTC),
+        tz_name="UTC",
+        progress=False,
+        out=sys.stdout,
+    )
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    reference = None
+    if args.year is not None:
+        if not 1970 <= args.year <= 9999:
+            raise UsageError(f"--year {args.year}: out of range")
+        reference = datetime(args.year, 12, 31, 23, 59, 59, tzinfo=UTC)
+    return _replay(
+        args.files,
+        settings=settings,
+        rules=_load_rules(settings, args.rules),
+        as_json=args.json,
+        reference=reference,
+        tz_name=args.timezone if args.timezone is not None else settings.timezone,
+        progress=not args.no_progress,
+        out=sys.stdout,
+    )
+
+
+def _replay(
+    names: Sequence[str],
+    *,
+    settings: Settings,
+    rules: Sequence[LoadedRule],
+    as_json: bool,
+    reference: datetime | None,
+    tz_name: str,
+    progress: bool,
+    out: TextIO,
+) -> int:
+    try:
+        tz = clock.zone(tz_name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    inputs = [ReplayInput(n) for n in names]
+    for inp in inputs:
+        if not inp.is_stdin and not Path(inp.name).is_file():
+            raise UsageError(f"{inp.name}: no such file")
+    if reference is None:
+        reference = inputs[0].mtime() or clock.now()
+    responder = DryRunResponder(settings)
+    pipeline = Pipeline.build(
+        [r.rule for r in rules],
+        Parser(reference=reference, tz=tz),
+        content_filters=settings.content_filters,
+        max_open=settings.correlate.max_open,
+        ttl_seconds=settings.correlate.ttl_seconds,
+        on_actions=responder,
+    )
+    infos: list[report.InputInfo] = []
+    for inp in inputs:
+        lines = _feed(pipeline, inp, progress)
+        infos.append(report.InputInfo(inp.name, lines))
+    verdict = report.build(pipeline, infos, responder.planned, tz)
+    if as_json:
+        out.write(json.dumps(verdict, indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(report.render_text(verdict))
+    return EXIT_TRIPPED if verdict["tripped"] else EXIT_OK
+
+
+def _feed(pipeline: Pipeline, inp: ReplayInput, progress: bool) -> int:
+    """Run one input through the pipeline; return its line count."""
+    try:
+        inp.open()
+    except OSError as exc:
+        raise UsageError(f"{inp.name}: cannot open: {exc.strerror or exc}") from exc
+    bar: Any = None
+    size = inp.size()
+    if progress and size is not None and size >= PROGRESS_MIN_BYTES and sys.stderr.isatty():
+        from tqdm import tqdm  # only on a terminal: keeps replay's memory small
+
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc=Path(inp.name).name, leave=False)
+
+    def tick() -> None:
+        if bar is not None:
+            bar.update(inp.consumed() - bar.n)
+
+    lineno = 1
+    try:
+        for block in inp.blocks(on_block=tick):
+            lineno += pipeline.run_text(block, inp.name, lineno)
+    except (OSError, EOFError) as exc:
+        raise UsageError(f"{inp.name}: read error after line {lineno - 1}: {exc}") from exc
+    finally:
+        inp.close()
+        if bar is not None:
+            bar.close()
+    return lineno - 1
+
+
+def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    rules = _load_rules(settings, args.rules)
+    try:
+        clock.zone(settings.timezone)
+    except ValueError as exc:
+        raise UsageError(f"timezone: {exc}") from exc
+    src = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    w = sys.stdout.write
+    w(f"settings: {src or 'built-in defaults (no settings file)'}\n")
+    for key, value in settings.model_dump(mode="json").items():
+        w(f"  {key} = {json.dumps(value)}\n")
+    w(f"rules ({len(rules)} enabled; bundled from {bundled_rules_dir()}):\n")
+    for lr in rules:
+        r = lr.rule
+        thresholds = ", ".join(
+            f"{k}={v}" for k, v in (("warn_at", r.warn_at), ("trip_at", r.trip_at)) if v
+        )
+        w(
+            f"  {r.name}: {r.match.event}, {thresholds} in {r.window.seconds:g} s, "
+            f"actions {', '.join(r.actions)}  [{lr.path}]\n"
+        )
+    w("OK\n")
+    return EXIT_OK

@@ -1,0 +1,194 @@
+"""The replay verdict: one JSON-able dict, and its rendering for a terminal.
+
+The dict is the ``--json`` output (schema in the README, version in
+``"schema"``); the text report is made from the same dict, so the two never
+disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from watcher import __version__
+from watcher.pipeline import Pipeline, RuleSummary, Where
+from watcher.responders.dryrun import PlannedAction
+
+SCHEMA = 1
+TOP_DOMAINS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class InputInfo:
+    name: str
+    lines: int
+
+
+def iso(t: int | None, tz: tzinfo) -> str | None:
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t / 1_000_000, UTC).astimezone(tz).isoformat()
+
+
+def _where(w: Where | None, tz: tzinfo) -> dict[str, Any] | None:
+    if w is None:
+        return None
+    return {"time": iso(w.time, tz), "source": w.source, "line": w.lineno, "text": w.text}
+
+
+def _rule(s: RuleSummary, tz: tzinfo) -> dict[str, Any]:
+    r = s.rule
+    return {
+        "name": r.name,
+        "description": r.description,
+        "event": r.match.event,
+        "window_seconds": r.window.seconds,
+        "group_by": r.window.group_by,
+        "warn_at": r.warn_at,
+        "trip_at": r.trip_at,
+        "matches": s.matches,
+        "first": _where(s.first, tz),
+        "last": _where(s.last, tz),
+        "warned": _where(s.warned, tz),
+        "tripped": _where(s.tripped, tz),
+        "count_at_trip": s.count_at_trip if s.tripped else None,
+        "after_trip": s.after_switch,
+        "by_domain": [[d, n] for d, n in sorted(s.by_domain.items(), key=lambda x: (-x[1], x[0]))],
+        "by_sender": [[d, n] for d, n in sorted(s.by_sender.items(), key=lambda x: (-x[1], x[0]))],
+        "transports": dict(sorted(s.transports.items())),
+    }
+
+
+def build(
+    pipeline: Pipeline,
+    inputs: Sequence[InputInfo],
+    planned: Sequence[PlannedAction],
+    tz: tzinfo,
+) -> dict[str, Any]:
+    """The verdict of a replay, as plain data."""
+    ps = pipeline.parser.stats
+    cs = pipeline.correlator.stats
+    trip = pipeline.switch_tripped
+    trip_rule = next(
+        (s.rule.name for s in pipeline.summaries.values() if s.tripped is trip and trip), None
+    )
+    return {
+        "schema": SCHEMA,
+        "stormwatch": __version__,
+        "tripped": trip is not None,
+        "trip": None if trip is None else {"rule": trip_rule, **(_where(trip, tz) or {})},
+        "inputs": [{"name": i.name, "lines": i.lines} for i in inputs],
+        "lines": ps.lines,
+        "events": pipeline.events,
+        "unparsed": ps.unparsed,
+        "unparsed_samples": list(ps.unparsed_samples),
+        "span": {"first": iso(pipeline.first_time, tz), "last": iso(pipeline.last_time, tz)},
+        "log_loss": {
+            "reports": pipeline.loss.events,
+            "lines_lost": pipeline.loss.lost,
+            "first": _where(pipeline.loss.first, tz),
+        },
+        "correlation": {
+            "open_peak": cs.open_peak,
+            "evicted": cs.evicted,
+            "expired": cs.expired,
+            "unknown_sender": cs.unknown_sender,
+        },
+        "rules": [_rule(s, tz) for s in pipeline.summaries.values()],
+        "plan": [
+            {
+                "kind": p.action.kind,
+                "severity": p.action.severity,
+                "rule": p.action.rule,
+                "time": iso(p.action.time, tz),
+                "source": p.where.source,
+                "line": p.where.lineno,
+                "count": p.action.count,
+                "threshold": p.action.threshold,
+                "steps": list(p.steps),
+            }
+            for p in planned
+        ],
+    }
+
+
+def _short_time(value: str | None) -> str:
+    """'2011-10-16T17:52:52+09:00' -> '2011-10-16 17:52:52'."""
+    if not value:
+        return "-"
+    return value[:19].replace("T", " ")
+
+
+def _at(w: dict[str, Any]) -> str:
+    return f"{_short_time(w['time'])}  {w['source']}:{w['line']}"
+
+
+def render_text(v: dict[str, Any]) -> str:
+    """The verdict for a person at a terminal."""
+    out: list[str] = []
+    add = out.append
+    span = v["span"]
+    add(
+        f"Read {v['lines']:,} lines from {len(v['inputs'])} input(s), "
+        f"{_short_time(span['first'])} to {_short_time(span['last'])}; "
+        f"{v['events']:,} Postfix events."
+    )
+    if v["unparsed"]:
+        add(f"Postfix lines that could not be parsed (skipped): {v['unparsed']:,}")
+        for sample in v["unparsed_samples"][:3]:
+            add(f"    {sample}")
+    loss = v["log_loss"]
+    if loss["reports"]:
+        first = loss["first"]
+        add(
+            f"WARNING: the log reports {loss['lines_lost']:,} lines dropped by rate limiting "
+            f"({loss['reports']} reports, first at {first['source']}:{first['line']}): "
+            "the watcher was partly blind, counts below are lower bounds."
+        )
+    corr = v["correlation"]
+    if corr["evicted"]:
+        add(f"Queue IDs evicted to bound memory: {corr['evicted']:,} (raise correlate.max_open)")
+    add("")
+    trip = v["trip"]
+    if trip is None:
+        add("VERDICT: no rule tripped.")
+    else:
+        add(
+            f"VERDICT: TRIPPED by rule '{trip['rule']}' at {_short_time(trip['time'])}, "
+            f"{trip['source']}:{trip['line']}"
+        )
+        add(f"    {trip['text']}")
+    for r in v["rules"]:
+        add("")
+        thresholds = ", ".join(f"{k} {r[k]}" for k in ("warn_at", "trip_at") if r[k] is not None)
+        window = f"{thresholds} in {r['window_seconds']:g} s"
+        add(f"Rule {r['name']} ({window}): {r['matches']:,} matched")
+        for key, label in (("first", "first match"), ("last", "last match"), ("warned", "warned")):
+            if r[key]:
+                add(f"    {label:<13} {_at(r[key])}")
+        if r["tripped"]:
+            add(f"    {'TRIPPED':<13} {_at(r['tripped'])} ({r['count_at_trip']} in window)")
+        if trip is not None and r["matches"]:
+            add(f"    after the switch tripped: {r['after_trip']:,} (a live run keeps these in)")
+        if r["by_domain"]:
+            label = "destination" if r["event"] != "bounce-notice" else "bounce to"
+            add(f"    {label} domains:")
+            width = max(len(d) for d, _ in r["by_domain"][:TOP_DOMAINS])
+            for d, n in r["by_domain"][:TOP_DOMAINS]:
+                add(f"      {d:<{width}}  {n:>7,}")
+            more = len(r["by_domain"]) - TOP_DOMAINS
+            if more > 0:
+                add(f"      ... and {more} more")
+    if v["plan"]:
+        add("")
+        add("PLAN (dry run: nothing was done):")
+        for p in v["plan"]:
+            add(
+                f"  [{p['severity']}] {p['kind']} ({p['rule']}, "
+                f"{_short_time(p['time'])}, {p['source']}:{p['line']})"
+            )
+            for step in p["steps"]:
+                add(f"      - {step}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,70 @@
+"""The dry-run responder: says what a live run would do, and does nothing.
+
+It imports none of the real responders; it renders the same argv lists they
+would run (from :mod:`watcher.plan`) as text.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from watcher import plan
+from watcher.config import Settings
+from watcher.decide import Action
+from watcher.pipeline import Where
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAction:
+    action: Action
+    where: Where
+    steps: tuple[str, ...]
+
+
+class DryRunResponder:
+    """Collects the plan; call it as the pipeline's ``on_actions``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.planned: list[PlannedAction] = []
+
+    def __call__(self, actions: list[Action], where: Where) -> None:
+        for a in actions:
+            self.planned.append(PlannedAction(a, where, tuple(self.describe(a))))
+
+    def describe(self, a: Action) -> list[str]:
+        s = self.settings
+        if a.kind == "notify":
+            targets = len(s.notify.urls)
+            what = "warning" if a.severity == "warn" else "trip"
+            to = f"{targets} configured target(s)" if targets else "no target configured"
+            return [
+                f"page the admin ({what}: {a.rule}, {a.count} in {a.window_seconds:g} s) to {to}"
+            ]
+        if a.kind == "stop-fetchmail":
+            user = f" of user {s.fetchmail.user}" if s.fetchmail.user else ""
+            return [
+                f"send SIGINT to every fetchmail process{user}; "
+                f"SIGTERM to any still running after {s.fetchmail.sigterm_after_seconds:g} s"
+            ]
+        if a.kind == "freeze-postfix":
+            return [
+                "save the current values: "
+                + shlex.join(plan.postconf_get(s, ("soft_bounce", "defer_transports"))),
+                "run: " + shlex.join(plan.postconf_set(s, plan.freeze_values(a, s))),
+                "signal the Postfix master to re-read main.cf (SIGHUP; else "
+                + shlex.join(plan.postfix_reload(s))
+                + ")",
+            ]
+        if a.kind == "hold-bounces":
+            return [
+                "list the queue: " + shlex.join(plan.postqueue_list(s)),
+                "hold null-sender (MAILER-DAEMON) messages and soft-bounced loop originals: "
+                + shlex.join(plan.postsuper_hold_stdin(s))
+                + " (queue IDs on stdin); again for new arrivals while tripped",
+            ]
+        argv = s.command.argv
+        if not argv:
+            return ["run the configured command: none is configured"]
+        return [f"run: {shlex.join(argv)} (placeholders filled; no shell)"]

@@ -1,0 +1,91 @@
+"""Finished logs for replay: plain or gzip files, or standard input.
+
+Logs are read in large binary blocks cut at the last newline, so a block
+holds whole lines (and whole UTF-8 sequences); invalid UTF-8 is replaced,
+never fatal.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, cast
+
+BLOCK = 1 << 22  # 4 MiB
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class ReplayInput:
+    """One input named on the command line (``-`` is standard input)."""
+
+    def __init__(self, name: str, *, stdin: BinaryIO | None = None) -> None:
+        self.name = name
+        self._stdin = stdin
+        self._raw: io.BufferedReader | None = None
+        self._stream: BinaryIO | None = None
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.name == "-"
+
+    def size(self) -> int | None:
+        """Bytes on disk (compressed size for gzip), None for stdin."""
+        return None if self.is_stdin else Path(self.name).stat().st_size
+
+    def mtime(self) -> datetime | None:
+        if self.is_stdin:
+            return None
+        return datetime.fromtimestamp(Path(self.name).stat().st_mtime, UTC)
+
+    def open(self) -> None:
+        raw: io.BufferedReader
+        if self.is_stdin:
+            given = self._stdin if self._stdin is not None else sys.stdin.buffer
+            raw = given if isinstance(given, io.BufferedReader) else io.BufferedReader(given)  # type: ignore[arg-type]
+        else:
+            raw = open(self.name, "rb")  # noqa: SIM115 - closed in close()
+        self._raw = raw
+        gz = raw.peek(2)[:2] == GZIP_MAGIC
+        self._stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw)) if gz else raw
+
+    def close(self) -> None:
+        if self._stream is not None and self._stream is not self._raw:
+            self._stream.close()
+        if self._raw is not None and not self.is_stdin:
+            self._raw.close()
+        self._raw = self._stream = None
+
+    def consumed(self) -> int:
+        """Bytes read from disk so far (for a progress bar)."""
+        if self._raw is None or self.is_stdin:
+            return 0
+        try:
+            return self._raw.tell()
+        except OSError:
+            return 0
+
+    def blocks(self, on_block: Callable[[], None] | None = None) -> Iterator[str]:
+        """Decoded blocks of whole lines; the last may lack its newline."""
+        if self._stream is None:
+            self.open()
+        stream = self._stream
+        assert stream is not None
+        rest = b""
+        while True:
+            chunk = stream.read(BLOCK)
+            if not chunk:
+                break
+            cut = chunk.rfind(b"\n") + 1
+            if cut == 0:
+                rest += chunk
+                continue
+            yield (rest + chunk[:cut]).decode("utf-8", "replace")
+            rest = chunk[cut:]
+            if on_block is not None:
+                on_block()
+        if rest:
+            yield rest.decode("utf-8", "replace")
