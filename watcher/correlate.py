@@ -16,11 +16,11 @@ from watcher.events import MICROS, AnyEvent, BounceNotice, Delivery, QueueSender
 UNKNOWN: None = None
 
 
-@dataclass(slots=True)
-class _Open:
-    sender: str | None  # None: not seen (lost line, or started mid-stream)
-    parent: str  # queue ID of the message this one is a bounce of ("" if none)
-    last: int  # event time of the last qmgr activity
+# An open queue ID: (sender, parent, last). ``sender`` is None when not seen
+# (a lost line, or the watcher started mid-stream); ``parent`` is the queue
+# ID of the message this one is a bounce of ("" if none); ``last`` the event
+# time of the last activity. Plain tuples: this table is on the hot path.
+_Open = tuple[str | None, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +69,11 @@ class Correlator:
             self._sweep(ev.time)
         if isinstance(ev, Delivery):
             entry = table.get(ev.qid)
+            if entry is None or entry[0] is None:
+                self.stats.unknown_sender += 1
             if entry is None:
-                self.stats.unknown_sender += 1
                 return Fact(ev, UNKNOWN, "")
-            if entry.sender is None:
-                self.stats.unknown_sender += 1
-            return Fact(ev, entry.sender, entry.parent)
+            return Fact(ev, entry[0], entry[1])
         if isinstance(ev, QueueSender):
             self.note_sender(ev.qid, ev.sender, ev.time)
             return None
@@ -83,15 +82,11 @@ class Correlator:
             return None
         if isinstance(ev, BounceNotice):
             parent = table.get(ev.qid)
-            child = table.pop(ev.child_qid, None)
-            if child is None:
-                self._insert(ev.child_qid, _Open("", ev.qid, ev.time))
-            else:
-                child.sender = ""
-                child.parent = ev.qid
-                child.last = ev.time
-                table[ev.child_qid] = child
-            return Fact(ev, None if parent is None else parent.sender, ev.qid)
+            had_child = table.pop(ev.child_qid, None) is not None
+            table[ev.child_qid] = ("", ev.qid, ev.time)  # a notification has the null sender
+            if not had_child:
+                self._grew()
+            return Fact(ev, None if parent is None else parent[0], ev.qid)
         return None
 
     def note_sender(self, qid: str, sender: str, time: int) -> None:
@@ -99,19 +94,12 @@ class Correlator:
         if time >= self._next_sweep:
             self._sweep(time)
         table = self._open
-        entry = table.pop(qid, None)
-        if entry is None:
-            table[qid] = _Open(sender, "", time)
-            n = len(table)
-            if n > self.max_open:
-                del table[next(iter(table))]
-                self.stats.evicted += 1
-            elif n > self.stats.open_peak:
-                self.stats.open_peak = n
+        old = table.pop(qid, None)
+        if old is None:
+            table[qid] = (sender, "", time)
+            self._grew()
         else:
-            entry.sender = sender
-            entry.last = time
-            self._open[qid] = entry
+            table[qid] = (sender, old[1], time)
 
     def forget(self, qid: str) -> None:
         """qmgr's ``removed``: the queue ID may be reused from now on."""
@@ -119,11 +107,10 @@ class Correlator:
 
     def sender_of(self, qid: str) -> str | None:
         entry = self._open.get(qid)
-        return None if entry is None else entry.sender
+        return None if entry is None else entry[0]
 
-    def _insert(self, qid: str, entry: _Open) -> None:
+    def _grew(self) -> None:
         table = self._open
-        table[qid] = entry
         n = len(table)
         if n > self.max_open:
             del table[next(iter(table))]
@@ -137,7 +124,7 @@ class Correlator:
         table = self._open
         stale = []
         for qid, entry in table.items():
-            if entry.last >= horizon:
+            if entry[2] >= horizon:
                 break
             stale.append(qid)
         for qid in stale:

@@ -151,6 +151,11 @@ class Detector:
         )
         self.wants_loops = bool(self._want_loop)
 
+    def wants_for_senders(self) -> tuple[bool, bool, bool]:
+        """For plain deliveries: are null, other and unknown senders counted by some rule?"""
+        w = self._want_any
+        return "null" in w, "non-null" in w, "unknown" in w
+
     def wants_delivery(self, sender: str | None, is_loop: bool) -> bool:
         """Could a delivery of a message from ``sender`` match any rule?
 

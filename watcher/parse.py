@@ -67,7 +67,7 @@ SCAN_RE = re.compile(
 )
 # A block holding either of these may carry rate-limit reports, which the
 # scanner does not look for: such a block is parsed line by line.
-LOSS_MARKERS = ("rate-limit", "Suppressed ")
+LOSS_MARKERS = ("rate-limiting", "Suppressed ")
 LOSS_LINE_RE = re.compile(r"^[^\n]*(?:rate-limit|Suppressed )[^\n]*$", re.MULTILINE)
 
 # rsyslog, old and new: "imuxsock lost 423 messages from pid 1234 due to
@@ -146,8 +146,8 @@ class Parser:
         self.stats = ParseStats()
         self._year: int | None = None
         self._month = 0
-        self._ts_cache: dict[str, int] = {}
-        self._hour_cache: dict[str, int] = {}  # "Oct 16 17" -> the hour's start
+        self.ts_cache: dict[str, int] = {}  # timestamp text -> microseconds
+        self._minute_cache: dict[str, int] = {}  # "Oct 16 17:52" -> the minute's start
 
     # -- public -----------------------------------------------------------------
 
@@ -342,7 +342,7 @@ class Parser:
         return None
 
     def _time(self, ts: str) -> int | None:
-        cached = self._ts_cache.get(ts)
+        cached = self.ts_cache.get(ts)
         if cached is not None:
             return cached
         try:
@@ -350,10 +350,10 @@ class Parser:
         except (ValueError, KeyError, OverflowError, IndexError):
             self.stats.bad_timestamps += 1
             return None
-        if len(self._ts_cache) >= _TS_CACHE_MAX:
-            self._ts_cache.clear()
-            self._hour_cache.clear()
-        self._ts_cache[ts] = value
+        if len(self.ts_cache) >= _TS_CACHE_MAX:
+            self.ts_cache.clear()
+            self._minute_cache.clear()
+        self.ts_cache[ts] = value
         return value
 
     def _convert(self, ts: str) -> int:
@@ -370,9 +370,8 @@ class Parser:
             if ts[15] != "." or not ts[16:].isdigit():
                 raise ValueError(ts)
             micro = int((ts[16:] + "000000")[:6])
-        offset = (int(ts[10:12]) * 60 + int(ts[13:15])) * 1_000_000 + micro
-        hour_key = ts[:9]
-        base = self._hour_cache.get(hour_key)
+        minute_key = ts[:12]
+        base = self._minute_cache.get(minute_key)
         if base is None:
             if ts[3] != " " or ts[6] != " " or not ts[7:9].isdigit():
                 raise ValueError(ts)
@@ -380,8 +379,9 @@ class Parser:
             day = int(ts[4:6])
             year = self._infer_year(month)
             base = _micros(datetime(year, month, day, int(ts[7:9]), tzinfo=self.tz))
-            self._hour_cache[hour_key] = base
-        return base + offset
+            base += int(ts[10:12]) * 60_000_000
+            self._minute_cache[minute_key] = base
+        return base + int(ts[13:15]) * 1_000_000 + micro
 
     def _infer_year(self, month: int) -> int:
         if self._year is None:
@@ -389,8 +389,8 @@ class Parser:
             self._year = ref.year - 1 if month > ref.month else ref.year
         elif month < self._month - 6:
             self._year += 1
-            self._ts_cache.clear()
-            self._hour_cache.clear()
+            self.ts_cache.clear()
+            self._minute_cache.clear()
         elif month > self._month + 6:
             # a straggler from before the new year: not a new year itself
             return self._year - 1

@@ -23,7 +23,7 @@ from watcher.events import (
     QueueSender,
     Removed,
 )
-from watcher.parse import LOOP_MARKER, LOSS_LINE_RE, LOSS_MARKERS, QID_RE, SCAN_RE, Parser
+from watcher.parse import LOOP_MARKER, LOSS_LINE_RE, LOSS_MARKERS, SCAN_RE, Parser
 from watcher.rules import Rule
 
 
@@ -152,66 +152,78 @@ class Pipeline:
         malformed). Rate-limit reports, which the scanner does not look
         for, are found by a second, rarely matching search.
         """
-        n_lines = text.count("\n")
+        pos, lineno = 0, start
+        if any(marker in text for marker in LOSS_MARKERS):
+            for m in LOSS_LINE_RE.finditer(text):
+                lineno = self._scan(text, source, lineno, pos, m.start())
+                ev = self.parser.parse_known(m.group())
+                if ev is not None:
+                    self.feed_event(ev, source, lineno, m.group())
+                pos = m.end()
+        lineno = self._scan(text, source, lineno, pos, len(text))
+        n_lines = lineno - start
         if text and not text.endswith("\n"):
             n_lines += 1
         self.parser.stats.lines += n_lines
-        if not any(marker in text for marker in LOSS_MARKERS):
-            self._scan(text, source, start, 0, len(text))
-            return n_lines
-        pos, lineno = 0, start
-        for m in LOSS_LINE_RE.finditer(text):
-            self._scan(text, source, lineno, pos, m.start())
-            lineno += text.count("\n", pos, m.start())
-            ev = self.parser.parse_known(m.group())
-            if ev is not None:
-                self.feed_event(ev, source, lineno, m.group())
-            pos = m.end()
-        self._scan(text, source, lineno, pos, len(text))
         return n_lines
 
-    def _scan(self, text: str, source: str, start: int, pos: int, endpos: int) -> None:
-        """The hot loop: ``text[pos:endpos]`` holds whole lines, the first is ``start``."""
+    def _scan(self, text: str, source: str, start: int, pos: int, endpos: int) -> int:
+        """The hot loop: ``text[pos:endpos]`` holds whole lines, the first is ``start``.
+
+        Returns the number of the line at ``endpos``.
+
+        Handled here without building events: qmgr's ``from=<..>`` (the
+        sender), ``removed``, and deliveries of mail no rule can count (the
+        bulk of a log). Everything else goes through the per-line parser.
+        Queue IDs are not validated here: a malformed one is never used on
+        this path except as a key, and the parser checks any line a rule
+        could count.
+        """
         parser = self.parser
         corr = self.correlator
         forget, note_sender, sender_of = corr.forget, corr.note_sender, corr.sender_of
-        time_of = parser.time_of
+        time_of, ts_cache = parser.time_of, parser.ts_cache
+        want_null, want_other, want_unknown = self.detector.wants_for_senders()
+        wants_loops = self.detector.wants_loops
         wants = self.detector.wants_delivery
-        loops_wanted = self.detector.wants_loops
         rfind, find = text.rfind, text.find
-        qid_ok = QID_RE.fullmatch
         events = 0
         earliest = latest = -1
         counted_pos, counted_line = pos, start
         for m in SCAN_RE.finditer(text, pos, endpos):
+            kind = m.lastgroup
+            if kind == "removed":
+                forget(m.group(1))
+                events += 1
+                continue
             at = m.start()
             line_start = rfind("\n", 0, at) + 1
-            kind = m.lastgroup
-            qid = m.group(1)
-            if kind != "other" and find(" postfix", line_start, at) >= 0 and qid_ok(qid):
-                if kind == "removed":
-                    forget(qid)
+            if kind == "from":
+                if find("/qmgr[", line_start, at) < 0:
+                    continue  # another program's "from=<": not an event
+                # the common case inline: a classic timestamp seen this second
+                time = ts_cache.get(text[line_start : line_start + 15])
+                if time is None or text[line_start + 15] != " ":
+                    time = time_of(text, line_start)
+                if time is not None:
+                    note_sender(m.group(1), m.group(2), time)
+                    events += 1
+                    if time > latest:
+                        latest = time
+                    if earliest < 0:
+                        earliest = time
+                    continue
+            elif kind == "to":
+                sender = sender_of(m.group(1))
+                wanted = (
+                    want_null if sender == "" else want_unknown if sender is None else want_other
+                )
+                if not wanted and not (
+                    wants_loops and wants(sender, find(LOOP_MARKER, at, find("\n", at)) >= 0)
+                ):
                     events += 1
                     continue
-                if kind == "from":
-                    if find("/qmgr[", line_start, at) < 0:
-                        continue  # another program's "from=<": not an event
-                    time = time_of(text, line_start)
-                    if time is not None:
-                        note_sender(qid, m.group(2), time)
-                        events += 1
-                        if time > latest:
-                            latest = time
-                        if earliest < 0:
-                            earliest = time
-                        continue
-                else:  # "to": parse in full only what a rule could count
-                    sender = sender_of(qid)
-                    if not wants(sender, False) and not (
-                        loops_wanted and wants(sender, find(LOOP_MARKER, at, find("\n", at)) >= 0)
-                    ):
-                        events += 1
-                        continue
+            # Everything else: the per-line parser decides.
             end = find("\n", at)
             line = text[line_start : end if end >= 0 else len(text)]
             counted_line += text.count("\n", counted_pos, line_start)
@@ -225,6 +237,7 @@ class Pipeline:
         if latest >= 0:
             self._saw(earliest)
             self._saw(latest)
+        return counted_line + text.count("\n", counted_pos, endpos)
 
     def feed_event(self, ev: AnyEvent, source: str, lineno: int, line: str) -> None:
         """One parsed event (from a block, or a journal record) through the stages."""
