@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, cast
 
-BLOCK = 1 << 22  # 4 MiB
+BLOCK = 1 << 20  # 1 MiB: big enough to amortise, small for memory
 GZIP_MAGIC = b"\x1f\x8b"
 
 
