@@ -146,11 +146,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(str(resources.files("watcher.data").joinpath(DEMO_LOG)))
     return _replay(
         [str(path)],
+        labels=[f"{DEMO_LOG} (bundled)"],
         settings=settings,
         rules=_load_rules(settings, ()),
         as_json=args.json,
         reference=datetime(2011, 12, 31, tzinfo=UTC),
-        tz_name="UTC",
+        tz_name="Asia/Tokyo",  # the incident host's zone: times print as logged
         progress=False,
         out=sys.stdout,
     )
@@ -177,6 +178,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 def _replay(
     names: Sequence[str],
     *,
+    labels: Sequence[str] | None = None,
     settings: Settings,
     rules: Sequence[LoadedRule],
     as_json: bool,
@@ -205,9 +207,9 @@ def _replay(
         on_actions=responder,
     )
     infos: list[report.InputInfo] = []
-    for inp in inputs:
-        lines = _feed(pipeline, inp, progress)
-        infos.append(report.InputInfo(inp.name, lines))
+    for inp, label in zip(inputs, labels or names, strict=True):
+        lines = _feed(pipeline, inp, label, progress)
+        infos.append(report.InputInfo(label, lines))
     verdict = report.build(pipeline, infos, responder.planned, tz)
     if as_json:
         out.write(json.dumps(verdict, indent=2, ensure_ascii=False) + "\n")
@@ -216,7 +218,7 @@ def _replay(
     return EXIT_TRIPPED if verdict["tripped"] else EXIT_OK
 
 
-def _feed(pipeline: Pipeline, inp: ReplayInput, progress: bool) -> int:
+def _feed(pipeline: Pipeline, inp: ReplayInput, label: str, progress: bool) -> int:
     """Run one input through the pipeline; return its line count."""
     try:
         inp.open()
@@ -236,7 +238,7 @@ def _feed(pipeline: Pipeline, inp: ReplayInput, progress: bool) -> int:
     lineno = 1
     try:
         for block in inp.blocks(on_block=tick):
-            lineno += pipeline.run_text(block, inp.name, lineno)
+            lineno += pipeline.run_text(block, label, lineno)
     except (OSError, EOFError) as exc:
         raise UsageError(f"{inp.name}: read error after line {lineno - 1}: {exc}") from exc
     finally:

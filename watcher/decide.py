@@ -4,8 +4,9 @@
   only after a whole window length of log time has passed.
 * A rule *trips* when its count reaches ``trip_at``. The switch latches: a
   rule trips once, and stays tripped until a human re-arms it.
-* Actions are idempotent across one incident: when a second rule trips, it
-  only adds the actions not already asked for (every trip still pages).
+* One incident, one set of actions: once the switch has tripped, warnings
+  stop, and a second rule that trips only adds the actions not already asked
+  for (no second page: it adds evidence, which the pipeline records).
 """
 
 from __future__ import annotations
@@ -81,11 +82,13 @@ class Decider:
         if state.tripped_at is not None:
             return []
         now = ev.time
+        switch_tripped = bool(self._done)
         if rule.trip_at is not None and hit.count >= rule.trip_at:
             state.tripped_at = now
             return self._trip(rule, hit, state)
         if (
-            rule.warn_at is not None
+            not switch_tripped
+            and rule.warn_at is not None
             and hit.count >= rule.warn_at
             and (
                 state.warned_at is None
@@ -100,7 +103,7 @@ class Decider:
         assert rule.trip_at is not None
         out: list[Action] = []
         for kind in rule.actions:
-            if kind != "notify" and kind in self._done:
+            if kind in self._done:
                 continue
             self._done.add(kind)
             transports = tuple(sorted(state.transports)) if kind == "freeze-postfix" else ()

@@ -298,19 +298,19 @@ class Pipeline:
             s.evidence_dropped += 1
         if self.switch_tripped is not None:
             s.after_switch += 1
+        was_tripped = self.decider.is_tripped(hit.rule.name)
         actions = self.decider.on_hit(hit)
-        if not actions:
-            return
-        if actions[0].severity == "warn":
-            s.warned = s.warned or where
-        else:
+        if not was_tripped and self.decider.is_tripped(hit.rule.name):
             s.tripped = where
             s.count_at_trip = hit.count
             if self.switch_tripped is None:
                 self.switch_tripped = where
-        self.actions.extend((a, where) for a in actions)
-        if self.on_actions is not None:
-            self.on_actions(actions, where)
+        elif actions:
+            s.warned = s.warned or where
+        if actions:
+            self.actions.extend((a, where) for a in actions)
+            if self.on_actions is not None:
+                self.on_actions(actions, where)
 
 
 def _destination(fact: Fact) -> str:

@@ -7,7 +7,7 @@ disagree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -121,6 +121,17 @@ def _short_time(value: str | None) -> str:
     return value[:19].replace("T", " ")
 
 
+def _table(add: Callable[[str], None], label: str, rows: list[list[Any]]) -> None:
+    if not rows:
+        return
+    add(f"    {label}:")
+    width = max(len(str(k)) for k, _ in rows[:TOP_DOMAINS])
+    for k, n in rows[:TOP_DOMAINS]:
+        add(f"      {k:<{width}}  {n:>7,}")
+    if len(rows) > TOP_DOMAINS:
+        add(f"      ... and {len(rows) - TOP_DOMAINS} more")
+
+
 def _at(w: dict[str, Any]) -> str:
     return f"{_short_time(w['time'])}  {w['source']}:{w['line']}"
 
@@ -171,16 +182,15 @@ def render_text(v: dict[str, Any]) -> str:
         if r["tripped"]:
             add(f"    {'TRIPPED':<13} {_at(r['tripped'])} ({r['count_at_trip']} in window)")
         if trip is not None and r["matches"]:
-            add(f"    after the switch tripped: {r['after_trip']:,} (a live run keeps these in)")
-        if r["by_domain"]:
-            label = "destination" if r["event"] != "bounce-notice" else "bounce to"
-            add(f"    {label} domains:")
-            width = max(len(d) for d, _ in r["by_domain"][:TOP_DOMAINS])
-            for d, n in r["by_domain"][:TOP_DOMAINS]:
-                add(f"      {d:<{width}}  {n:>7,}")
-            more = len(r["by_domain"]) - TOP_DOMAINS
-            if more > 0:
-                add(f"      ... and {more} more")
+            add(
+                f"    after the switch tripped: {r['after_trip']:,} "
+                "(what stopping there would have kept in)"
+            )
+        if r["event"] == "forwarding-loop":
+            _table(add, "looping mail from (envelope sender)", r["by_sender"])
+        else:
+            label = "bounces to domain" if r["event"] == "bounce-notice" else "destination domain"
+            _table(add, label, r["by_domain"])
     if v["plan"]:
         add("")
         add("PLAN (dry run: nothing was done):")

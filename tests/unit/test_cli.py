@@ -150,3 +150,17 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["replay"])
     assert exc.value.code == 2
+
+
+def test_progress_bar_on_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import watcher.cli
+
+    log = _calm_log(tmp_path / "mail.log")
+    monkeypatch.setattr(watcher.cli, "PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["replay", "--year", "2011", str(log)]) == 0
+    assert "mail.log" in capsys.readouterr().err  # tqdm's bar, labelled with the file
+    assert main(["replay", "--no-progress", "--year", "2011", str(log)]) == 0
+    assert capsys.readouterr().err == ""

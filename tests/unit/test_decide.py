@@ -63,7 +63,13 @@ def test_second_rule_only_adds_actions_not_yet_taken() -> None:
     d = Decider([RULE, OTHER])
     d.on_hit(_hit(0, 4))
     second = d.on_hit(_hit(1, 4, OTHER))
-    assert [a.kind for a in second] == ["notify", "command"]
+    assert [a.kind for a in second] == ["command"]
+
+
+def test_no_warnings_once_the_switch_has_tripped() -> None:
+    d = Decider([RULE, OTHER])
+    d.on_hit(_hit(0, 4))
+    assert d.on_hit(_hit(1, 2, OTHER)) == []
 
 
 def test_rearm_clears_the_latch() -> None:

@@ -1,0 +1,45 @@
+"""Golden replays: a log and the exact verdict it must give."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from watcher import __version__
+from watcher.cli import main
+
+GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden"
+
+
+def test_demo_incident_verdict_is_exactly_the_golden_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--json"]) == 1
+    got = json.loads(capsys.readouterr().out)
+    want = json.loads((GOLDEN / "demo-incident.json").read_text())
+    assert got["stormwatch"] == __version__
+    got.pop("stormwatch")
+    want.pop("stormwatch")
+    assert got == want
+
+
+def test_demo_incident_headline_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    """The seed's own figures: 1000 bounces relayed out, 787 + 155 to the two big list hosts."""
+    main(["demo", "--json"])
+    v = json.loads(capsys.readouterr().out)
+    assert v["trip"]["rule"] == "forwarding-loop"
+    assert v["trip"]["time"] == "2011-10-16T17:52:52+09:00"
+    back = next(r for r in v["rules"] if r["name"] == "backscatter")
+    assert back["matches"] == 1000
+    assert back["by_domain"][:2] == [["groups.example.com", 787], ["lists.example.org", 155]]
+    # the switch trips on the third loop, before the first bounce is relayed out
+    assert back["first"]["line"] > v["trip"]["line"]
+    assert back["after_trip"] == 1000
+
+
+def test_demo_text_report_names_trip_and_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 1
+    out = capsys.readouterr().out
+    assert "VERDICT: TRIPPED by rule 'forwarding-loop' at 2011-10-16 17:52:52" in out
+    assert "      groups.example.com       787" in out
+    assert "run: postconf -c /etc/postfix -e -- soft_bounce=yes defer_transports=smtp" in out
