@@ -1,0 +1,1 @@
+"""Benchmarks and data generators for stormwatch (not part of the installed package)."""
