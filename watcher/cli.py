@@ -18,8 +18,9 @@ from typing import Any, TextIO
 
 from watcher import __version__, clock, report
 from watcher.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
+from watcher.events import LogLoss
 from watcher.parse import Parser
-from watcher.pipeline import Pipeline
+from watcher.pipeline import Pipeline, Where
 from watcher.responders.dryrun import DryRunResponder
 from watcher.rules import LoadedRule, RuleError, bundled_rules_dir, load_rules
 from watcher.sources.replay import ReplayInput
@@ -102,6 +103,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="follow the mail log and act when a rule trips",
+        description="Follows the mail log (or the journal) through the rules. With "
+        "--dry-run the responders print what they would do instead of acting.",
+    )
+    _rules_opt(run)
+    run.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="'file:/var/log/mail.log' or 'journal' (repeatable; default: found on the host)",
+    )
+    run.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    run.add_argument("--poll", action="store_true", help="poll files instead of inotify")
+
+    status = sub.add_parser(
+        "status", parents=[common], help="what a running watcher has seen (from its status file)"
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
     check = sub.add_parser(
         "check-config",
         parents=[common],
@@ -122,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": cmd_demo,
         "replay": cmd_replay,
         "check-config": cmd_check_config,
+        "run": cmd_run,
+        "status": cmd_status,
     }
     try:
         settings = load_settings(args.config)
@@ -270,4 +296,121 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
             f"actions {', '.join(r.actions)}  [{lr.path}]\n"
         )
     w("OK\n")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from watcher.daemon import Watcher
+    from watcher.sources.choose import SourceError, build_source, default_source
+    from watcher.state import ensure_state_dir
+
+    if not args.dry_run:
+        raise UsageError("live responders are not available yet: use --dry-run")
+    rules = _load_rules(settings, args.rules)
+    try:
+        tz = clock.zone(settings.timezone)
+    except ValueError as exc:
+        raise UsageError(f"timezone: {exc}") from exc
+    specs = list(args.source)
+    if not specs:
+        spec, why = default_source(settings.postfix.config_directory)
+        log.warning("following %s (%s)", spec, why)
+        specs = [spec]
+    state_dir = settings.state_dir
+    try:
+        sources = [build_source(spec, state_dir, poll=args.poll) for spec in specs]
+    except SourceError as exc:
+        raise UsageError(str(exc)) from exc
+    responder = DryRunResponder(settings)
+    out = sys.stdout
+
+    def show(actions: list[Any], where: Any) -> None:
+        before = len(responder.planned)
+        responder(actions, where)
+        for p in responder.planned[before:]:
+            out.write(
+                f"DRY RUN [{p.action.severity}] {p.action.kind} ({p.action.rule}) "
+                f"at {where.source}:{where.lineno}\n"
+            )
+            for step in p.steps:
+                out.write(f"    would {step}\n")
+        out.flush()
+
+    pipeline = Pipeline.build(
+        [r.rule for r in rules],
+        Parser(reference=clock.now(), tz=tz),
+        content_filters=settings.content_filters,
+        max_open=settings.correlate.max_open,
+        ttl_seconds=settings.correlate.ttl_seconds,
+        on_actions=show,
+        on_loss=_warn_log_loss,
+    )
+    try:
+        ensure_state_dir(state_dir)
+    except OSError as exc:
+        raise UsageError(f"state directory {state_dir}: {exc.strerror or exc}") from exc
+    watcher = Watcher(pipeline, sources, state_dir=state_dir)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()  # only a flag: the loop notices within a poll interval
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.warning("watching (dry run): %s", ", ".join(s.name for s in sources))
+    watcher.run(stop)
+    return EXIT_OK
+
+
+def _warn_log_loss(ev: LogLoss, where: Where) -> None:
+    lost = f"{ev.lost} lines" if ev.lost else "lines"
+    log.warning(
+        "%s dropped %s by rate limiting (%s:%d): the watcher is partly blind; "
+        "see the README on turning the limit off for Postfix",
+        ev.daemon,
+        lost,
+        where.source,
+        where.lineno,
+    )
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from watcher.daemon import STATUS_FILE
+    from watcher.state import StateError, read_json
+
+    path = settings.state_dir / STATUS_FILE
+    try:
+        status = read_json(path)
+    except StateError as exc:
+        raise UsageError(str(exc)) from exc
+    if not isinstance(status, dict):
+        raise UsageError(f"{path}: no status: is a watcher running with this state directory?")
+    if args.json:
+        sys.stdout.write(json.dumps(status, indent=2) + "\n")
+        return EXIT_OK
+    w = sys.stdout.write
+    state = str(status.get("state", "?")).upper()
+    w(f"{state}  (pid {status.get('pid')}, updated {status.get('updated')})\n")
+    if status.get("tripped_rules"):
+        w(f"  tripped rules: {', '.join(status['tripped_rules'])}\n")
+    for key in (
+        "lines",
+        "lines_per_second",
+        "events",
+        "unparsed",
+        "last_event_time",
+        "queue_depth",
+    ):
+        w(f"  {key.replace('_', ' ')}: {status.get(key)}\n")
+    loss = status.get("log_loss") or {}
+    if loss.get("reports"):
+        lost, reports = loss["lines_lost"], loss["reports"]
+        w(f"  WARNING: {lost} lines lost to rate limiting ({reports} reports): partly blind\n")
+    for name, counters in (status.get("sources") or {}).items():
+        w(f"  {name}:\n")
+        for k, v in counters.items():
+            w(f"    {k.replace('_', ' ')}: {v}\n")
     return EXIT_OK

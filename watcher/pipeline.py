@@ -65,6 +65,7 @@ class LossSummary:
 
 
 ActionSink = Callable[[list[Action], Where], None]
+LossSink = Callable[[LogLoss, Where], None]
 
 
 class Pipeline:
@@ -83,6 +84,7 @@ class Pipeline:
         decider: Decider,
         *,
         on_actions: ActionSink | None = None,
+        on_loss: LossSink | None = None,
         evidence_cap: int = 5000,
     ) -> None:
         self.parser = parser
@@ -90,6 +92,7 @@ class Pipeline:
         self.detector = detector
         self.decider = decider
         self.on_actions = on_actions
+        self.on_loss = on_loss
         self.evidence_cap = evidence_cap
         self.summaries = {r.name: RuleSummary(r) for r in detector.rules}
         self.actions: list[tuple[Action, Where]] = []
@@ -109,6 +112,7 @@ class Pipeline:
         max_open: int = 50_000,
         ttl_seconds: float = 86_400.0,
         on_actions: ActionSink | None = None,
+        on_loss: LossSink | None = None,
     ) -> Pipeline:
         detector = (
             Detector(rules)
@@ -121,6 +125,7 @@ class Pipeline:
             detector,
             Decider(rules),
             on_actions=on_actions,
+            on_loss=on_loss,
         )
 
     def run(self, lines: Iterable[str], source: str, start: int = 1) -> int:
@@ -280,6 +285,8 @@ class Pipeline:
         if loss.first is None:
             loss.first = where
         loss.last = where
+        if self.on_loss is not None:
+            self.on_loss(ev, where)
 
     def _hit(self, hit: Hit, where: Where) -> None:
         s = self.summaries[hit.rule.name]

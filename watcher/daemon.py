@@ -1,0 +1,230 @@
+"""The live run loop: sources -> bounded queue -> pipeline -> responders.
+
+One reader thread per source polls it and puts batches on a bounded queue;
+the calling thread runs the pipeline over them and only then commits each
+batch's last position back to its source (at-least-once). When the pipeline
+falls behind, the readers wait on the full queue: no line is dropped.
+
+Every few seconds the watcher rewrites a status file (counters for
+``stormwatch status``) and calls ``on_tick`` (reminders, hold sweeps, the
+systemd watchdog: things that must happen while the pipeline is alive).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from watcher.pipeline import Pipeline
+from watcher.sources.base import Item, JournalRecord, Source, TextLine
+from watcher.state import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE = "status.json"
+
+
+@dataclass(slots=True)
+class _SourceState:
+    source: Source
+    lines: int = 0
+    errors: int = 0
+    last_commit: float | None = None
+    thread: threading.Thread | None = None
+
+
+@dataclass(slots=True)
+class WatcherStats:
+    batches: int = 0
+    backpressure_waits: int = 0
+    started: float = field(default_factory=time.time)
+
+
+class Watcher:
+    """Runs sources into a pipeline until told to stop."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        sources: Sequence[Source],
+        *,
+        state_dir: Path,
+        status_every: float = 5.0,
+        queue_size: int = 64,
+        poll_timeout: float = 0.5,
+        on_tick: Callable[[], None] | None = None,
+        extra_status: Callable[[], dict[str, Any]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.pipeline = pipeline
+        self._sources = [_SourceState(s) for s in sources]
+        self.status_path = state_dir / STATUS_FILE
+        self._status_every = status_every
+        self._queue: queue.Queue[tuple[_SourceState, list[Item]]] = queue.Queue(queue_size)
+        self._poll_timeout = poll_timeout
+        self._on_tick = on_tick
+        self._extra_status = extra_status
+        self._clock = clock
+        self._wall = wall
+        self.stats = WatcherStats(started=wall())
+        self._last_status = 0.0
+        self._last_lines = 0
+
+    # -- running -------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Open the sources, run until ``stop`` is set, then flush and close."""
+        for st in self._sources:
+            st.source.open()
+            log.info("following %s", st.source.name)
+        for st in self._sources:
+            st.thread = threading.Thread(
+                target=self._read, args=(st, stop), name=f"read {st.source.name}", daemon=True
+            )
+            st.thread.start()
+        try:
+            while not stop.is_set():
+                try:
+                    st, items = self._queue.get(timeout=self._poll_timeout)
+                except queue.Empty:
+                    pass
+                else:
+                    self._process(st, items)
+                self._tick()
+        finally:
+            self._drain()
+            for st in self._sources:
+                if st.thread is not None:
+                    st.thread.join(timeout=5)
+                st.source.close()
+            self.write_status()
+
+    def _read(self, st: _SourceState, stop: threading.Event) -> None:
+        """Reader thread: poll, hand batches over, never give up silently."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                items = st.source.poll(self._poll_timeout)
+                backoff = 0.5
+            except Exception:
+                st.errors += 1
+                log.exception("%s: reading failed; trying again in %.1f s", st.source.name, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            while items and not stop.is_set():
+                try:
+                    self._queue.put((st, items), timeout=self._poll_timeout)
+                    break
+                except queue.Full:
+                    self.stats.backpressure_waits += 1
+
+    def _drain(self) -> None:
+        """What the readers queued before the stop still goes through."""
+        while True:
+            try:
+                st, items = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._process(st, items)
+
+    def _process(self, st: _SourceState, items: list[Item]) -> None:
+        p = self.pipeline
+        name = st.source.name
+        texts: list[str] = []
+        for item in items:
+            if isinstance(item, TextLine):
+                texts.append(item.text)
+                continue
+            if texts:
+                p.run(texts, name, st.lines + 1)
+                st.lines += len(texts)
+                texts = []
+            assert isinstance(item, JournalRecord)
+            st.lines += 1
+            p.parser.stats.lines += 1
+            ev = p.parser.parse_record(item.time, item.host, item.program, item.pid, item.message)
+            if ev is not None:
+                p.feed_event(ev, name, st.lines, f"{item.program}[{item.pid}]: {item.message}")
+        if texts:
+            p.run(texts, name, st.lines + 1)
+            st.lines += len(texts)
+        st.source.commit(items[-1].position)
+        st.last_commit = self._clock()
+        self.stats.batches += 1
+
+    def _tick(self) -> None:
+        now = self._clock()
+        if now - self._last_status < self._status_every:
+            return
+        if self._on_tick is not None:
+            try:
+                self._on_tick()
+            except Exception:
+                log.exception("periodic work failed; the watcher goes on")
+        self.write_status()
+
+    # -- status --------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        now, wall = self._clock(), self._wall()
+        p = self.pipeline
+        lines = sum(st.lines for st in self._sources)
+        elapsed = now - self._last_status if self._last_status else 0.0
+        rate = (lines - self._last_lines) / elapsed if elapsed > 0 else 0.0
+        tripped = p.decider.tripped_rules()
+        out: dict[str, Any] = {
+            "pid": os.getpid(),
+            "started": _iso(self.stats.started),
+            "updated": _iso(wall),
+            "state": "tripped" if tripped else "armed",
+            "tripped_rules": sorted(tripped),
+            "lines": lines,
+            "lines_per_second": round(rate, 1),
+            "events": p.events,
+            "unparsed": p.parser.stats.unparsed,
+            "last_event_time": _iso(p.last_time / 1e6) if p.last_time is not None else None,
+            "log_loss": {"reports": p.loss.events, "lines_lost": p.loss.lost},
+            "queue_depth": self._queue.qsize(),
+            "backpressure_waits": self.stats.backpressure_waits,
+            "correlation": {
+                "open": len(p.correlator),
+                "evicted": p.correlator.stats.evicted,
+                "expired": p.correlator.stats.expired,
+            },
+            "sources": {
+                st.source.name: {
+                    **st.source.counters(),
+                    "read_errors": st.errors,
+                    "checkpoint_age_seconds": (
+                        round(now - st.last_commit, 1) if st.last_commit is not None else None
+                    ),
+                }
+                for st in self._sources
+            },
+        }
+        if self._extra_status is not None:
+            out.update(self._extra_status())
+        return out
+
+    def write_status(self) -> None:
+        status = self.status()
+        self._last_status = self._clock()
+        self._last_lines = status["lines"]
+        try:
+            atomic_write_json(self.status_path, status)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.status_path, exc)
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
