@@ -3,7 +3,8 @@
 Pure. The real responders run these lists; the dry-run responder prints
 them. Nothing taken from a log line reaches an argv unless it passed a check
 here (transport names against master.cf's service-name alphabet; queue IDs
-are checked by the hold responder against the queue-ID alphabet).
+are checked by the responder against the queue-ID alphabet and passed on
+stdin).
 """
 
 from __future__ import annotations
@@ -26,35 +27,44 @@ def freeze_transports(action: Action, settings: Settings) -> tuple[str, ...]:
     return tuple(t for t in chosen if SERVICE_RE.fullmatch(t))
 
 
-def postconf_set(settings: Settings, values: Iterable[tuple[str, str]]) -> list[str]:
-    return [
-        "postconf",
-        "-c",
-        settings.postfix.config_directory,
-        "-e",
-        "--",
-        *(f"{k}={v}" for k, v in values),
-    ]
+def freeze_values(action: Action, settings: Settings) -> dict[str, str]:
+    return {
+        "soft_bounce": "yes",
+        "defer_transports": ",".join(freeze_transports(action, settings)),
+    }
 
 
-def postconf_get(settings: Settings, names: Iterable[str]) -> list[str]:
-    return ["postconf", "-c", settings.postfix.config_directory, "-h", "--", *names]
+def postconf_set(cfg: str, values: dict[str, str]) -> list[str]:
+    return ["postconf", "-c", cfg, "-e", "--", *(f"{k}={v}" for k, v in values.items())]
 
 
-def postfix_reload(settings: Settings) -> list[str]:
-    return ["postfix", "-c", settings.postfix.config_directory, "reload"]
+def postconf_explicit(cfg: str, names: Iterable[str]) -> list[str]:
+    """``postconf -n``: only what main.cf sets, so "absent" can be told from "empty"."""
+    return ["postconf", "-c", cfg, "-n", "--", *names]
 
 
-def postqueue_list(settings: Settings) -> list[str]:
-    return ["postqueue", "-c", settings.postfix.config_directory, "-j"]
+def postconf_remove(cfg: str, names: Iterable[str]) -> list[str]:
+    return ["postconf", "-c", cfg, "-X", "--", *names]
 
 
-def postsuper_hold_stdin(settings: Settings) -> list[str]:
-    return ["postsuper", "-c", settings.postfix.config_directory, "-h", "-"]
+def postconf_get(cfg: str, name: str) -> list[str]:
+    return ["postconf", "-c", cfg, "-h", "--", name]
 
 
-def freeze_values(action: Action, settings: Settings) -> list[tuple[str, str]]:
-    return [
-        ("soft_bounce", "yes"),
-        ("defer_transports", ",".join(freeze_transports(action, settings))),
-    ]
+def postfix_reload(cfg: str) -> list[str]:
+    return ["postfix", "-c", cfg, "reload"]
+
+
+def postqueue_list(cfg: str) -> list[str]:
+    return ["postqueue", "-c", cfg, "-j"]
+
+
+def postqueue_flush(cfg: str) -> list[str]:
+    return ["postqueue", "-c", cfg, "-f"]
+
+
+def postsuper_stdin(cfg: str, flag: str) -> list[str]:
+    """``postsuper -h -`` (hold) or ``-H -`` (release): queue IDs come on stdin."""
+    if flag not in ("-h", "-H"):
+        raise ValueError(f"postsuper {flag}: only hold and release are used")
+    return ["postsuper", "-c", cfg, flag, "-"]

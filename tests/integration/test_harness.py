@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 import smtplib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 
+from tests.integration.conftest import loop_post
 from tests.integration.harness.fetchmail import FetchmailDaemon
 from tests.integration.harness.messages import DEFAULT_LIST, paced
 from tests.integration.harness.pop3 import DovecotPop3
@@ -24,75 +24,16 @@ from tests.integration.harness.postfix import (
     MAILLOG_LINE,
     MAILLOG_TIMESTAMP_FORMAT,
     PostfixInstance,
-    private_root,
-    require_postfix,
 )
 from tests.integration.harness.requires import (
     WaitTimeout,
     require_programs,
-    require_root,
     wait_for,
 )
 from tests.integration.harness.sink import SmtpSink
 
 SAMPLE_MAILLOG = Path(__file__).parent / "harness" / "sample-maillog.txt"
 LIST = DEFAULT_LIST
-
-
-# ----- fixtures
-
-
-@pytest.fixture
-def root() -> Iterator[Path]:
-    with private_root() as path:
-        yield path
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as running:
-        yield running
-
-
-@pytest.fixture
-def make_postfix(root: Path, sink: SmtpSink) -> Iterator[Callable[..., PostfixInstance]]:
-    """Start private Postfix instances relaying to ``sink``; all are stopped at the end."""
-    require_postfix()
-    started: list[PostfixInstance] = []
-
-    def make(name: str = "postfix", **kwargs: Any) -> PostfixInstance:
-        kwargs.setdefault("relayhost", sink.relayhost)
-        instance = PostfixInstance(root / name, **kwargs)
-        started.append(instance)
-        return instance.start()
-
-    try:
-        yield make
-    finally:
-        for instance in reversed(started):
-            instance.stop()
-    for instance in started:
-        assert instance.processes() == [], f"{instance.config_dir}: processes left behind"
-
-
-@pytest.fixture
-def postfix(make_postfix: Callable[..., PostfixInstance]) -> PostfixInstance:
-    return make_postfix()
-
-
-@pytest.fixture
-def pop3(root: Path) -> Iterator[DovecotPop3]:
-    require_root()
-    require_programs("dovecot")
-    with DovecotPop3(root / "pop3") as server:
-        yield server
-
-
-def loop_post(postfix: PostfixInstance, index: int) -> str:
-    """Inject one list post to the looping alias, as the list's bounce address sends it."""
-    return postfix.inject(
-        LIST.bounce_address, postfix.loop_address, LIST.message(index, to=postfix.loop_address)
-    )
 
 
 # ----- helpers without real programs

@@ -48,20 +48,21 @@ class DryRunResponder:
                 f"send SIGINT to every fetchmail process{user}; "
                 f"SIGTERM to any still running after {s.fetchmail.sigterm_after_seconds:g} s"
             ]
+        cfg = s.postfix.config_directory
         if a.kind == "freeze-postfix":
             return [
-                "save the current values: "
-                + shlex.join(plan.postconf_get(s, ("soft_bounce", "defer_transports"))),
-                "run: " + shlex.join(plan.postconf_set(s, plan.freeze_values(a, s))),
+                "save what main.cf sets: "
+                + shlex.join(plan.postconf_explicit(cfg, ("soft_bounce", "defer_transports"))),
+                "run: " + shlex.join(plan.postconf_set(cfg, plan.freeze_values(a, s))),
                 "signal the Postfix master to re-read main.cf (SIGHUP; else "
-                + shlex.join(plan.postfix_reload(s))
+                + shlex.join(plan.postfix_reload(cfg))
                 + ")",
             ]
         if a.kind == "hold-bounces":
             return [
-                "list the queue: " + shlex.join(plan.postqueue_list(s)),
+                "list the queue: " + shlex.join(plan.postqueue_list(cfg)),
                 "hold null-sender (MAILER-DAEMON) messages and soft-bounced loop originals: "
-                + shlex.join(plan.postsuper_hold_stdin(s))
+                + shlex.join(plan.postsuper_stdin(cfg, "-h"))
                 + " (queue IDs on stdin); again for new arrivals while tripped",
             ]
         argv = s.command.argv
