@@ -6,10 +6,15 @@ The file is re-checked on every :meth:`FileSource.poll`: ``stat()`` of the path
 (is it still the file we hold open?), ``fstat()`` of the open descriptor (did it
 grow, did it shrink?), then one ``pread()`` per chunk of new bytes, split on
 ``b"\\n"``. Between polls the source sleeps on an inotify watch of the file's
-directory (watchdog), or, in polling mode, wakes every ``poll_interval``
-seconds. Polling is chosen automatically when the directory is on a network
-file system (inotify does not see remote writes) or when inotify cannot be
-set up (watch or instance limits); ``use_inotify`` forces either mode.
+directory (watchdog; also the directory of a symlink's target), waking only for
+events about the file (or any event while a rotated file is still being
+finished), or, in polling mode, wakes every ``poll_interval`` seconds. Every
+call of ``poll`` looks at the file whatever inotify said, so the caller's poll
+timeout bounds the delay should an event be missed (inotify queue overflow).
+Polling is chosen automatically when the directory is on a network file system
+(inotify does not see remote writes) or when inotify cannot be set up (watch or
+instance limits, directory missing at start); ``use_inotify`` forces either
+mode.
 
 Rotation
 --------
@@ -22,7 +27,10 @@ Rotation
   through the open descriptor.
 * **copytruncate**: the file shrank, or its first bytes changed. The source
   looks for the copy among the rotated siblings (``mail.log.1``) by content,
-  reads the copy from where it was, then the truncated file from 0. Lines the
+  reads the copy from where it was, then the truncated file from 0. If the
+  file was empty at the last look, neither its size nor its first bytes can
+  tell: a sibling that appeared since, is not a file the source follows or
+  followed, and is not empty, is taken as the copy and read from 0. Lines the
   writer wrote *between* logrotate's copy and its truncate are in neither file
   and are lost unless the source had already read them: that window is
   inherent to copytruncate.
@@ -44,8 +52,9 @@ its first ``fp_len`` bytes hash the same. On :meth:`FileSource.open`:
 * the path is still the checkpointed file (same inode and fingerprint, not
   shorter than the offset): resume at the offset;
 * otherwise, the file was rotated or truncated while the watcher was down:
-  look for it among the rotated siblings (``rotated_suffixes``, by default
-  ``.1``; compressed rotations such as ``.1.gz`` or ``.2.gz`` are not read),
+  look for it among the rotated siblings (``rotated_suffixes``: by default
+  ``.1``; a glob suffix such as ``-[0-9]*`` covers logrotate's ``dateext``;
+  compressed rotations such as ``.2.gz`` are not read),
   first by inode and fingerprint, then by fingerprint alone (the copy made by
   copytruncate), finish it from the offset, then read the current file from 0;
   if it is not found, say so (``checkpoints_lost``) and read the current file
@@ -63,6 +72,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import logging
 import os
@@ -93,6 +103,8 @@ log = logging.getLogger(__name__)
 
 FINGERPRINT_BYTES: Final = 4096
 STATE_VERSION: Final = 1
+
+COMPRESSED_SUFFIXES: Final = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z")
 
 # File systems on which inotify does not see writes made by other hosts.
 NETWORK_FS_TYPES: Final = frozenset(
@@ -284,13 +296,13 @@ class FileSource:
         use_inotify: bool | None = None,
         max_line: int = 65536,
         poll_interval: float = 1.0,
-        rotated_suffixes: Sequence[str] = (".1",),
+        rotated_suffixes: Sequence[str] = (".1",),  # e.g. (".1", "-[0-9]*") for dateext
         rotate_grace: float = 300.0,
         chunk_size: int = 256 * 1024,
         max_batch_bytes: int = 4 * 1024 * 1024,
         observer_factory: ObserverFactory = Observer,
         mounts: MountLister = _mounts,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,  # for rotate_grace
     ) -> None:
         if max_line < 1 or chunk_size < 1 or max_batch_bytes < 1 or poll_interval <= 0:
             raise ValueError("max_line, chunk_size, max_batch_bytes and poll_interval must be > 0")
@@ -351,6 +363,14 @@ class FileSource:
         if self._opened:
             raise RuntimeError(f"{self.name}: already opened")
         self._opened = True
+        try:
+            self._start()
+            self._setup_wakeups()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
         state = read_json(self.state_path)
         if state is None:
             self._first_start()
@@ -366,25 +386,24 @@ class FileSource:
                 self._first_start()
             elif checkpoint is None:
                 # Started before while the file was absent: whatever it holds now is new.
-                self._set_current(self._open_path(self.path))
+                self._current = self._open_path(self.path)
                 if self._current is None:
                     self._note_absent()
             else:
                 self._resume(checkpoint)
         if self._current is not None and self._current.read_off == 0:
             self._check_copied_while_empty(self._current)  # the siblings as they are now
-        self._setup_wakeups()
 
     def poll(self, timeout: float) -> list[Item]:
         if not self._opened or self._closed:
             raise RuntimeError(f"{self.name}: poll() needs an open source")
-        deadline = self._clock() + max(timeout, 0.0)
+        deadline = time.monotonic() + max(timeout, 0.0)
         while True:
             self._wake.clear()
             items = self._collect()
             if items or self._closed:
                 return items
-            remaining = deadline - self._clock()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return items
             if self._observer is None:
@@ -422,7 +441,7 @@ class FileSource:
 
     def _first_start(self) -> None:
         tail = self._open_path(self.path)
-        self._set_current(tail)
+        self._current = tail
         if tail is None:
             self._note_absent()
             self._write_state(None)
@@ -439,7 +458,7 @@ class FileSource:
             size = tail.size()
             if size >= cp.offset:
                 tail.restart_at(cp.offset)
-                self._set_current(tail)
+                self._current = tail
                 log.info("%s: resuming at offset %d of %d", self.name, cp.offset, size)
                 return
         exclude = (tail.dev, tail.ino) if tail is not None else None
@@ -464,15 +483,15 @@ class FileSource:
                 self.path,
                 ", ".join(self.path + s for s in self._suffixes) or "none configured",
             )
-        self._set_current(tail)
+        self._current = tail
         if tail is None:
             self._note_absent()
 
     def _find_rotated(self, cp: Checkpoint, exclude: tuple[int, int] | None) -> _Tail | None:
         """The rotated sibling holding the checkpointed file: by inode first, then by content."""
         by_content: _Tail | None = None
-        for suffix in self._suffixes:
-            tail = self._open_path(self.path + suffix, quiet=True)
+        for sibling in self._siblings():
+            tail = self._open_path(sibling, quiet=True)
             if tail is None:
                 continue
             usable = (
@@ -633,7 +652,7 @@ class FileSource:
         elif self._absent_logged:
             log.info("%s: file appeared, reading it from the start", self.name)
         self._absent_logged = False
-        self._set_current(tail)
+        self._current = tail
         try:
             self._refresh_watches()
         except OSError as exc:
@@ -697,20 +716,20 @@ class FileSource:
         changed the file at our path.
         """
         siblings: dict[str, tuple[int, int, int] | None] = {}
-        for suffix in self._suffixes:
+        for sibling in self._siblings():
             try:
-                st = os.stat(self.path + suffix)
+                st = os.stat(sibling)
             except OSError:
-                siblings[suffix] = None
+                siblings[sibling] = None
                 continue
-            siblings[suffix] = (st.st_dev, st.st_ino, st.st_ctime_ns)
+            siblings[sibling] = (st.st_dev, st.st_ino, st.st_ctime_ns)
         before, tail.empty_siblings = tail.empty_siblings, siblings
         if before is None:
             return
-        for suffix, ident in siblings.items():
-            if ident is None or ident == before.get(suffix):
+        for sibling, ident in siblings.items():
+            if ident is None or ident == before.get(sibling):
                 continue
-            copy = self._open_path(self.path + suffix, quiet=True)
+            copy = self._open_path(sibling, quiet=True)
             if copy is None:
                 continue
             if copy.size() == 0 or self._followed(copy):
@@ -738,8 +757,8 @@ class FileSource:
         """The sibling that starts with the bytes the truncated file started with."""
         if not tail.head:
             return None
-        for suffix in self._suffixes:
-            copy = self._open_path(self.path + suffix, quiet=True)
+        for sibling in self._siblings():
+            copy = self._open_path(sibling, quiet=True)
             if copy is None:
                 continue
             if (
@@ -751,8 +770,24 @@ class FileSource:
             copy.close()
         return None
 
-    def _set_current(self, tail: _Tail | None) -> None:
-        self._current = tail
+    def _siblings(self) -> list[str]:
+        """Where a rotated copy of the file may be: ``path + suffix`` for each suffix.
+
+        A suffix with glob characters (``-[0-9]*`` for logrotate's ``dateext``)
+        names every match, newest first; compressed files are left out.
+        """
+        found: list[str] = []
+        for suffix in self._suffixes:
+            if not any(c in suffix for c in "*?["):
+                found.append(self.path + suffix)
+                continue
+            matches = [
+                m
+                for m in glob.glob(glob.escape(self.path) + suffix)
+                if not m.endswith(COMPRESSED_SUFFIXES)
+            ]
+            found.extend(sorted(matches, key=_mtime, reverse=True))
+        return found
 
     def _retire(self, tail: _Tail) -> None:
         tail.last_data = self._clock()
@@ -873,6 +908,13 @@ def _fs_type(directory: str, mounts: MountLister) -> str:
     except (OSError, RuntimeError) as exc:
         log.debug("cannot list mounts: %s", exc)
         return ""
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
 
 
 def _last_line_end(fd: int, size: int, window: int) -> int:

@@ -283,7 +283,6 @@ class JournalSource:
             f"--output-fields={OUTPUT_FIELDS}",
             "--all",
             "--no-pager",
-            "--quiet",
             *self._extra,
         ]
         if self._read_cursor is not None:
@@ -434,9 +433,14 @@ class JournalSource:
 
 
 def _drain(stream: IO[bytes], tail: deque[str]) -> None:
-    """Keep journalctl's stderr flowing, remembering its last lines."""
+    """Keep journalctl's stderr flowing, remembering its last lines.
+
+    journalctl says little there, and what it says matters (a cursor it cannot
+    seek to, journals it may not read: the watcher would be partly blind), so
+    every line is logged as a warning.
+    """
     for raw in stream:
         line = raw.decode("utf-8", errors="replace").rstrip()
         if line:
             tail.append(line)
-            log.debug("journal: journalctl: %s", line)
+            log.warning("journal: journalctl says: %s", line)

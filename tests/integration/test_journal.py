@@ -1,0 +1,418 @@
+"""JournalSource against a real journal and a real journalctl.
+
+``systemd-journal-remote`` (Debian package ``systemd-journal-remote``) writes a journal
+file from export-format input; ``journalctl --file`` follows it as it grows. Each
+``append`` below runs journal-remote once, appending entries to the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from watcher.sources.base import JournalRecord, Source
+from watcher.sources.journal import JournalSource, default_accept, parse_entry
+
+REMOTE_CANDIDATES = (
+    "/lib/systemd/systemd-journal-remote",
+    "/usr/lib/systemd/systemd-journal-remote",
+)
+BOOT_ID = "0123456789abcdef0123456789abcdef"
+
+
+def _tools() -> tuple[str, str]:
+    remote = next((p for p in REMOTE_CANDIDATES if os.access(p, os.X_OK)), None)
+    journalctl = shutil.which("journalctl")
+    if remote is None or journalctl is None:
+        why = "needs journalctl and systemd-journal-remote (apt-get install systemd-journal-remote)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return remote, journalctl
+
+
+class Journal:
+    """A journal file that tests append entries to."""
+
+    def __init__(self, path: Path, remote: str) -> None:
+        self.path = path
+        self.remote = remote
+        self.clock = time.time_ns() // 1000
+
+    def append(self, *entries: Mapping[str, str | bytes]) -> None:
+        data = b"".join(self._export(e) for e in entries)
+        done = subprocess.run(
+            [self.remote, f"--output={self.path}", "-"],
+            input=data,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, f"journal-remote failed: {done.stderr.decode()}"
+        # journal files are written through mmap, which inotify does not see; journald
+        # therefore "posts a change" after writing: ftruncate() to the same size, so that
+        # followers wake up (journal_file_post_change). journal-remote may exit without
+        # doing it for its last entries, so do as journald does.
+        os.truncate(self.path, self.path.stat().st_size)
+
+    def entry(
+        self, message: str | bytes, program: str = "postfix/smtp", **fields: str
+    ) -> dict[str, str | bytes]:
+        self.clock = max(self.clock + 1, time.time_ns() // 1000)
+        return {
+            "__REALTIME_TIMESTAMP": str(self.clock),
+            "__MONOTONIC_TIMESTAMP": str(self.clock),
+            "_BOOT_ID": BOOT_ID,
+            "_HOSTNAME": "mx1",
+            "SYSLOG_IDENTIFIER": program,
+            "_PID": "4242",
+            "MESSAGE": message,
+            **fields,
+        }
+
+    def say(self, *messages: str, program: str = "postfix/smtp") -> None:
+        self.append(*(self.entry(m, program) for m in messages))
+
+    @staticmethod
+    def _export(entry: Mapping[str, str | bytes]) -> bytes:
+        out = b""
+        for key, value in entry.items():
+            raw = value.encode() if isinstance(value, str) else value
+            if isinstance(value, bytes) or b"\n" in raw:  # export format's binary field
+                out += key.encode() + b"\n" + struct.pack("<Q", len(raw)) + raw + b"\n"
+            else:
+                out += key.encode() + b"=" + raw + b"\n"
+        return out + b"\n"
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    remote, _ = _tools()
+    journal = Journal(tmp_path / "test.journal", remote)
+    journal.say("the journal file exists", program="kernel")
+    return journal
+
+
+@pytest.fixture
+def sources(tmp_path: Path, journal: Journal) -> Iterator[list[JournalSource]]:
+    made: list[JournalSource] = []
+    yield made
+    for source in made:
+        source.close()
+
+
+def start(
+    made: list[JournalSource], journal: Journal, state: Path, **kwargs: object
+) -> JournalSource:
+    _, journalctl = _tools()
+    kwargs.setdefault("backoff_initial", 0.05)
+    kwargs.setdefault("extra_args", ("--file", str(journal.path)))
+    source = JournalSource(state, journalctl=(journalctl,), **kwargs)  # type: ignore[arg-type]
+    made.append(source)
+    source.open()
+    return source
+
+
+def collect(
+    source: JournalSource, count: int, journal: Journal, timeout: float = 20.0
+) -> list[JournalRecord]:
+    """Poll until ``count`` records came, or fail saying what did come.
+
+    A journalctl that has just started can miss the change notification for entries
+    appended while it reads its backlog: it shows them at the next write to the journal
+    (on a live host, within moments). When a second passes with nothing, the test writes
+    such an entry, one the source filters out, as a live journal would.
+    """
+    got: list[JournalRecord] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, (
+            f"only {len(got)} of {count} records after {timeout}s: "
+            f"{[r.message for r in got]}; counters {source.counters()}"
+        )
+        batch = source.poll(min(remaining, 1.0))
+        if not batch:
+            journal.say("another host's business", program="kernel")
+        for item in batch:
+            assert isinstance(item, JournalRecord)
+            got.append(item)
+    return got
+
+
+def until_sentinel(source: JournalSource, journal: Journal) -> list[str]:
+    """Everything that comes before a sentinel entry appended now: proves nothing else is due."""
+    journal.say("sentinel")
+    messages: list[str] = []
+    while not messages or messages[-1] != "sentinel":
+        messages.extend(r.message for r in collect(source, 1, journal))
+    return messages[:-1]
+
+
+# ------------------------------------------------------------ real journal
+
+
+@pytest.mark.integration
+def test_postfix_records_appear_with_their_fields(
+    journal: Journal, sources: list[JournalSource], tmp_path: Path
+) -> None:
+    journal.say("before the first start")
+    source = start(sources, journal, tmp_path / "j.json")
+    entries = [
+        journal.entry("a: to=<x@example.org>, status=sent"),
+        journal.entry("noise", program="CRON"),
+        journal.entry("b", program="postfix-out/smtp"),
+        journal.entry("c", program="postfix/submission/smtpd"),
+        journal.entry("Suppressed 42 messages from postfix@-.service", program="systemd-journald"),
+        journal.entry(b"caf\xe9", program="postfix/qmgr"),
+    ]
+    no_pid = journal.entry("d", program="postfix/local")
+    del no_pid["_PID"]
+    no_pid["SYSLOG_PID"] = "77"
+    journal.append(*entries, no_pid)
+    got = collect(source, 6, journal)
+    assert [(r.program, r.message) for r in got] == [
+        ("postfix/smtp", "a: to=<x@example.org>, status=sent"),
+        ("postfix-out/smtp", "b"),
+        ("postfix/submission/smtpd", "c"),
+        ("systemd-journald", "Suppressed 42 messages from postfix@-.service"),
+        ("postfix/qmgr", "caf\ufffd"),
+        ("postfix/local", "d"),
+    ]
+    assert [r.pid for r in got] == [4242] * 5 + [77]
+    assert {r.host for r in got} == {"mx1"}
+    assert got[0].time == int(str(entries[0]["__REALTIME_TIMESTAMP"]))
+    assert all(isinstance(r.position, str) and r.position.startswith("s=") for r in got)
+    assert until_sentinel(source, journal) == []
+    assert source.counters()["entries_skipped"] >= 1  # CRON
+
+
+@pytest.mark.integration
+def test_restart_resumes_after_the_committed_cursor(
+    journal: Journal, sources: list[JournalSource], tmp_path: Path
+) -> None:
+    state = tmp_path / "j.json"
+    first = start(sources, journal, state)
+    journal.say(*(f"m{i}" for i in range(1, 11)))
+    got = collect(first, 10, journal)
+    assert [r.message for r in got] == [f"m{i}" for i in range(1, 11)]
+    first.commit(got[6].position)  # the pipeline went through m1..m7
+    first.close()
+    assert json.loads(state.read_text())["cursor"] == got[6].position
+    journal.say(*(f"m{i}" for i in range(11, 16)))  # while stopped
+    second = start(sources, journal, state)
+    journal.say(*(f"m{i}" for i in range(16, 21)))
+    again = collect(second, 13, journal)
+    assert [r.message for r in again] == [f"m{i}" for i in range(8, 21)]
+    assert until_sentinel(second, journal) == []
+
+
+@pytest.mark.integration
+def test_commit_after_every_batch_gives_exactly_once(
+    journal: Journal, sources: list[JournalSource], tmp_path: Path
+) -> None:
+    state = tmp_path / "j.json"
+    seen: list[str] = []
+    for round_ in range(3):
+        source = start(sources, journal, state)
+        journal.say(*(f"r{round_}-{i}" for i in range(5)))
+        batch = collect(source, 5, journal)
+        source.commit(batch[-1].position)
+        seen.extend(r.message for r in batch)
+        source.close()
+        journal.say(f"down{round_}")
+    last = start(sources, journal, state)
+    seen.extend(until_sentinel(last, journal))
+    expected = [f"r{r}-{i}" for r in range(3) for i in range(5)]
+    expected = [m for r in range(3) for m in [*expected[r * 5 : r * 5 + 5], f"down{r}"]]
+    assert seen == expected
+
+
+@pytest.mark.integration
+def test_killed_journalctl_is_restarted_without_loss_or_replay(
+    journal: Journal,
+    sources: list[JournalSource],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="watcher.sources.journal")
+    source = start(sources, journal, tmp_path / "j.json")
+    journal.say("k1", "k2", "k3")
+    assert [r.message for r in collect(source, 3, journal)] == ["k1", "k2", "k3"]
+    pid = source.process_id
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    journal.say("k4", "k5")  # written while journalctl is dead or restarting
+    assert [r.message for r in collect(source, 2, journal)] == ["k4", "k5"]
+    assert source.counters()["restarts"] == 1
+    assert source.process_id not in (None, pid)
+    assert "journalctl exited with status -9" in caplog.text
+    assert until_sentinel(source, journal) == []
+
+
+@pytest.mark.integration
+def test_journal_rotation_is_followed_and_resumed_across(
+    sources: list[JournalSource], tmp_path: Path
+) -> None:
+    remote, _ = _tools()
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    journal = Journal(directory / "system.journal", remote)
+    journal.say("the journal file exists", program="kernel")
+    state = tmp_path / "j.json"
+    source = start(sources, journal, state, extra_args=("--directory", str(directory)))
+    journal.say("a1", "a2")
+    got = collect(source, 2, journal)
+    source.commit(got[-1].position)  # the cursor is in the file about to be archived
+    # journald's rotation: the active file is renamed to its archived name, a new one begins
+    journal.path.rename(directory / f"system@{BOOT_ID}-0000000000000001-0005f5e0ffbeb8a9.journal")
+    journal.say("b1", "b2")
+    assert [r.message for r in collect(source, 2, journal)] == ["b1", "b2"]
+    source.close()
+    journal.say("c1")
+    again = start(sources, journal, state, extra_args=("--directory", str(directory)))
+    assert until_sentinel(again, journal) == ["b1", "b2", "c1"]
+    assert again.counters()["restarts"] == 0
+
+
+@pytest.mark.integration
+def test_first_start_point_survives_a_restart_before_any_entry(
+    journal: Journal, sources: list[JournalSource], tmp_path: Path
+) -> None:
+    journal.say("last week's storm")
+    state = tmp_path / "j.json"
+    start(sources, journal, state).close()
+    journal.say("while stopped")
+    source = start(sources, journal, state)
+    assert until_sentinel(source, journal) == ["while stopped"]
+
+
+@pytest.mark.integration
+def test_refused_cursor_falls_back_to_now(
+    journal: Journal, sources: list[JournalSource], tmp_path: Path
+) -> None:
+    state = tmp_path / "j.json"
+    state.write_text('{"version": 1, "cursor": "not-a-cursor", "since_us": null}')
+    source = start(sources, journal, state)
+    deadline = time.monotonic() + 20
+    while source.counters()["cursor_resets"] == 0:
+        assert time.monotonic() < deadline, f"cursor never reset: {source.counters()}"
+        assert source.poll(0.1) == []
+    assert until_sentinel(source, journal) == []
+
+
+@pytest.mark.integration
+def test_exact_identifiers_are_matched_by_journalctl(
+    journal: Journal, sources: list[JournalSource], tmp_path: Path
+) -> None:
+    source = start(sources, journal, tmp_path / "j.json", identifiers=["postfix/qmgr"])
+    journal.say("x", program="postfix/smtp")
+    journal.say("y", program="postfix/qmgr")
+    journal.say("sentinel", program="postfix/qmgr")
+    assert [r.message for r in collect(source, 2, journal)] == ["y", "sentinel"]
+    assert source.counters()["entries_skipped"] == 0
+
+
+# -------------------------------------------------- no journal needed
+
+
+def test_follows_the_source_protocol(tmp_path: Path) -> None:
+    source: Source = JournalSource(tmp_path / "j.json")  # checked by mypy
+    assert source.name == "journal"
+
+
+def test_missing_journalctl_is_retried_not_fatal(tmp_path: Path) -> None:
+    source = JournalSource(
+        tmp_path / "j.json", journalctl=(str(tmp_path / "no-journalctl"),), backoff_initial=0.01
+    )
+    source.open()
+    try:
+        deadline = time.monotonic() + 10
+        while source.counters()["spawn_failures"] < 2:
+            assert time.monotonic() < deadline, f"no retry: {source.counters()}"
+            assert source.poll(0.05) == []
+    finally:
+        source.close()
+
+
+def test_corrupt_state_names_the_file(tmp_path: Path) -> None:
+    from watcher.state import StateError
+
+    state = tmp_path / "j.json"
+    state.write_text('{"version": 1, "cursor": 5}')
+    with pytest.raises(StateError, match=r"j\.json: not a journal checkpoint"):
+        JournalSource(state).open()
+
+
+def test_commit_rejects_foreign_positions(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="not a journal cursor"):
+        JournalSource(tmp_path / "j.json").commit(3)
+
+
+def _line(**fields: object) -> bytes:
+    base: dict[str, object] = {"__CURSOR": "s=1;i=2", "__REALTIME_TIMESTAMP": "1700000000000001"}
+    base.update(fields)
+    return json.dumps(base).encode() + b"\n"
+
+
+def test_parse_entry_fields() -> None:
+    line = _line(_HOSTNAME="mx1", SYSLOG_IDENTIFIER="postfix/smtp", _PID="12", MESSAGE="hi")
+    cursor, record = parse_entry(line, default_accept)
+    assert cursor == "s=1;i=2"
+    assert record == JournalRecord(1700000000000001, "mx1", "postfix/smtp", 12, "hi", "s=1;i=2")
+
+
+def test_parse_entry_byte_arrays_and_repeated_fields() -> None:
+    line = _line(
+        SYSLOG_IDENTIFIER="postfix/smtp",
+        MESSAGE=[104, 0xFF, 105],
+        _HOSTNAME=["mx1", "mx2"],
+        SYSLOG_PID="9",
+    )
+    _, record = parse_entry(line, default_accept)
+    assert record is not None
+    assert (record.message, record.host, record.pid) == ("h\ufffdi", "mx1", 9)
+
+
+def test_parse_entry_filters_but_keeps_the_cursor() -> None:
+    cursor, record = parse_entry(_line(SYSLOG_IDENTIFIER="sshd", MESSAGE="x"), default_accept)
+    assert (cursor, record) == ("s=1;i=2", None)
+
+
+def test_parse_entry_missing_fields() -> None:
+    _, record = parse_entry(_line(SYSLOG_IDENTIFIER="postfix/smtp"), None)
+    assert record is not None
+    assert (record.host, record.pid, record.message) == ("", 0, "")
+    with pytest.raises(ValueError, match="__CURSOR"):
+        parse_entry(b'{"SYSLOG_IDENTIFIER": "postfix/smtp"}', None)
+    with pytest.raises(ValueError, match="Expecting value"):
+        parse_entry(b"not json", None)
+
+
+@pytest.mark.parametrize(
+    ("identifier", "wanted"),
+    [
+        ("postfix/smtp", True),
+        ("postfix-out/smtp", True),
+        ("postfix/submission/smtpd", True),
+        ("postfix/relay/smtp", True),
+        ("systemd-journald", True),
+        ("rsyslogd", True),
+        ("postfix", False),
+        ("postfixadmin/cron", False),
+        ("sshd", False),
+        ("", False),
+    ],
+)
+def test_default_accept(identifier: str, wanted: bool) -> None:
+    assert default_accept(identifier) is wanted
