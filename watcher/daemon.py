@@ -38,6 +38,7 @@ class _SourceState:
     lines: int = 0
     errors: int = 0
     last_commit: float | None = None
+    pending: object = None  # the last position processed but not yet committed
     thread: threading.Thread | None = None
 
 
@@ -58,6 +59,7 @@ class Watcher:
         *,
         state_dir: Path,
         status_every: float = 5.0,
+        commit_every: float = 1.0,
         queue_size: int = 64,
         poll_timeout: float = 0.5,
         on_tick: Callable[[], None] | None = None,
@@ -69,6 +71,7 @@ class Watcher:
         self._sources = [_SourceState(s) for s in sources]
         self.status_path = state_dir / STATUS_FILE
         self._status_every = status_every
+        self._commit_every = commit_every
         self._queue: queue.Queue[tuple[_SourceState, list[Item]]] = queue.Queue(queue_size)
         self._poll_timeout = poll_timeout
         self._on_tick = on_tick
@@ -101,10 +104,12 @@ class Watcher:
                     self._process(st, items)
                 self._tick()
         finally:
-            self._drain()
-            for st in self._sources:
+            for st in self._sources:  # readers stop at the flag; what they queued still counts
                 if st.thread is not None:
                     st.thread.join(timeout=5)
+            self._drain()
+            for st in self._sources:
+                self._commit(st)
                 st.source.close()
             self.write_status()
 
@@ -158,12 +163,25 @@ class Watcher:
         if texts:
             p.run(texts, name, st.lines + 1)
             st.lines += len(texts)
-        st.source.commit(items[-1].position)
-        st.last_commit = self._clock()
+        st.pending = items[-1].position
         self.stats.batches += 1
+        if st.last_commit is None or self._clock() - st.last_commit >= self._commit_every:
+            self._commit(st)
+
+    def _commit(self, st: _SourceState) -> None:
+        """Checkpoint what went through. At most every ``commit_every`` seconds (each is
+        an fsync), and at every tick and at the stop: at-least-once either way."""
+        if st.pending is None:
+            return
+        st.source.commit(st.pending)
+        st.pending = None
+        st.last_commit = self._clock()
 
     def _tick(self) -> None:
         now = self._clock()
+        for st in self._sources:
+            if st.pending is not None and now - (st.last_commit or 0.0) >= self._commit_every:
+                self._commit(st)
         if now - self._last_status < self._status_every:
             return
         if self._on_tick is not None:
