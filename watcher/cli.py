@@ -18,9 +18,8 @@ from typing import Any, TextIO
 
 from watcher import __version__, clock, report
 from watcher.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
-from watcher.events import LogLoss
 from watcher.parse import Parser
-from watcher.pipeline import Pipeline, Where
+from watcher.pipeline import Pipeline
 from watcher.responders.dryrun import DryRunResponder
 from watcher.rules import LoadedRule, RuleError, bundled_rules_dir, load_rules
 from watcher.sources.replay import ReplayInput
@@ -59,6 +58,16 @@ def _rules_opt(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="DIR",
         help="a directory of rule files; overrides bundled rules by name (repeatable)",
+    )
+
+
+def _notify_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an apprise URL to page, besides the configured ones (repeatable)",
     )
 
 
@@ -120,6 +129,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     run.add_argument("--poll", action="store_true", help="poll files instead of inotify")
+    _notify_opt(run)
+
+    trip = sub.add_parser(
+        "trip",
+        parents=[common],
+        help="trip the switch by hand: stop the outflow and the inflow, page",
+    )
+    trip.add_argument("--reason", required=True, help="why (goes into the page and the record)")
+    trip.add_argument(
+        "--dry-run", action="store_true", help="print what it would do; change nothing"
+    )
+    _notify_opt(trip)
+
+    rearm = sub.add_parser(
+        "rearm",
+        parents=[common],
+        help="undo what the trip did (Postfix settings), then watch again",
+        description="Restores every Postfix value the trip saved, reloads, and clears the "
+        "latch. Held mail stays held unless --release-held is given. Nothing is deleted.",
+    )
+    held = rearm.add_mutually_exclusive_group()
+    held.add_argument(
+        "--release-held", action="store_true", help="release the mail the trip held, and flush"
+    )
+    held.add_argument("--keep-held", action="store_true", help="leave it on hold (the default)")
+    _notify_opt(rearm)
+
+    test_notify = sub.add_parser(
+        "test-notify", parents=[common], help="send a test page through every target"
+    )
+    _notify_opt(test_notify)
 
     status = sub.add_parser(
         "status", parents=[common], help="what a running watcher has seen (from its status file)"
@@ -148,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-config": cmd_check_config,
         "run": cmd_run,
         "status": cmd_status,
+        "trip": cmd_trip,
+        "rearm": cmd_rearm,
+        "test-notify": cmd_test_notify,
     }
     try:
         settings = load_settings(args.config)
@@ -300,81 +343,119 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    import signal
-    import threading
-
-    from watcher.daemon import Watcher
+    from watcher import service
     from watcher.sources.choose import SourceError, build_source, default_source
-    from watcher.state import ensure_state_dir
 
-    if not args.dry_run:
-        raise UsageError("live responders are not available yet: use --dry-run")
     rules = _load_rules(settings, args.rules)
-    try:
-        tz = clock.zone(settings.timezone)
-    except ValueError as exc:
-        raise UsageError(f"timezone: {exc}") from exc
+    _check_zone(settings)
     specs = list(args.source)
     if not specs:
         spec, why = default_source(settings.postfix.config_directory)
         log.warning("following %s (%s)", spec, why)
         specs = [spec]
-    state_dir = settings.state_dir
     try:
-        sources = [build_source(spec, state_dir, poll=args.poll) for spec in specs]
+        sources = [build_source(spec, settings.state_dir, poll=args.poll) for spec in specs]
     except SourceError as exc:
         raise UsageError(str(exc)) from exc
-    responder = DryRunResponder(settings)
-    out = sys.stdout
-
-    def show(actions: list[Any], where: Any) -> None:
-        before = len(responder.planned)
-        responder(actions, where)
-        for p in responder.planned[before:]:
-            out.write(
-                f"DRY RUN [{p.action.severity}] {p.action.kind} ({p.action.rule}) "
-                f"at {where.source}:{where.lineno}\n"
-            )
-            for step in p.steps:
-                out.write(f"    would {step}\n")
-        out.flush()
-
-    pipeline = Pipeline.build(
-        [r.rule for r in rules],
-        Parser(reference=clock.now(), tz=tz),
-        content_filters=settings.content_filters,
-        max_open=settings.correlate.max_open,
-        ttl_seconds=settings.correlate.ttl_seconds,
-        on_actions=show,
-        on_loss=_warn_log_loss,
-    )
+    options = service.RunOptions(dry_run=args.dry_run, notify_urls=tuple(args.notify))
     try:
-        ensure_state_dir(state_dir)
+        return service.run(settings, [r.rule for r in rules], sources, options)
     except OSError as exc:
-        raise UsageError(f"state directory {state_dir}: {exc.strerror or exc}") from exc
-    watcher = Watcher(pipeline, sources, state_dir=state_dir)
-    stop = threading.Event()
+        raise UsageError(f"{exc.filename or 'state'}: {exc.strerror or exc}") from exc
 
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()  # only a flag: the loop notices within a poll interval
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    log.warning("watching (dry run): %s", ", ".join(s.name for s in sources))
-    watcher.run(stop)
+def _check_zone(settings: Settings) -> None:
+    try:
+        clock.zone(settings.timezone)
+    except ValueError as exc:
+        raise UsageError(f"timezone: {exc}") from exc
+
+
+def cmd_trip(args: argparse.Namespace, settings: Settings) -> int:
+    from watcher import killswitch
+    from watcher.responders.base import Incident
+
+    now = clock.now()
+    actions = killswitch.manual_actions(settings, args.reason, int(now.timestamp() * 1_000_000))
+    stamp = now.isoformat(timespec="seconds")
+    incident = Incident(
+        id=killswitch.incident_id(now.timestamp(), killswitch.MANUAL),
+        rule=killswitch.MANUAL,
+        description=args.reason,
+        count=0,
+        threshold=0,
+        window_seconds=0.0,
+        first_time=stamp,
+        trip_time=stamp,
+        trip_line=f"manual trip: {args.reason}",
+    )
+    out = sys.stdout
+    if args.dry_run:
+        dry = DryRunResponder(settings)
+        out.write(f"DRY RUN: a manual trip ({args.reason}) would:\n")
+        for a in actions:
+            for step in dry.describe(a):
+                out.write(f"  - {step}\n")
+        return EXIT_OK
+    from watcher.responders.notify import Notifier
+
+    notifier = Notifier.from_settings(settings.notify, args.notify)
+    switch = killswitch.build(settings, notifier)
+    notifier.start()
+    try:
+        switch.trip(actions, incident, None)
+    finally:
+        notifier.stop(timeout=settings.notify.timeout_seconds * 3)
+    latch = switch.store.read()
+    for a in latch.get("actions", ()):
+        out.write(f"{'ok  ' if a['ok'] else 'FAIL'} {a['kind']}: {a['summary']}\n")
+    incident_id = latch["incident"]["id"]
+    out.write(f"TRIPPED ({incident_id}). Re-arm with: stormwatch rearm [--release-held]\n")
+    return EXIT_TRIPPED
+
+
+def cmd_rearm(args: argparse.Namespace, settings: Settings) -> int:
+    from watcher import killswitch
+    from watcher.responders.notify import Notifier, render_all_clear
+    from watcher.responders.postfix import PostfixControl, PostfixError
+    from watcher.state import StateError
+
+    store = killswitch.LatchStore(settings.state_dir)
+    control = PostfixControl(settings.postfix.config_directory)
+    try:
+        was, steps, incident, released, still = killswitch.rearm(
+            store, control, release=args.release_held
+        )
+    except StateError as exc:
+        raise UsageError(f"refusing to re-arm: the state is unreadable: {exc}") from exc
+    except (PostfixError, OSError) as exc:
+        sys.stderr.write(f"stormwatch: re-arm failed, the switch stays tripped: {exc}\n")
+        return EXIT_USAGE
+    for step in steps:
+        sys.stdout.write(f"{step}\n")
+    if was and incident is not None:
+        notifier = Notifier.from_settings(settings.notify, args.notify)
+        title, body = render_all_clear(incident, released, still)
+        for url, ok, error in notifier.send_now(title, body, "success"):
+            if not ok:
+                log.warning("all-clear to %s failed: %s", url, error)
     return EXIT_OK
 
 
-def _warn_log_loss(ev: LogLoss, where: Where) -> None:
-    lost = f"{ev.lost} lines" if ev.lost else "lines"
-    log.warning(
-        "%s dropped %s by rate limiting (%s:%d): the watcher is partly blind; "
-        "see the README on turning the limit off for Postfix",
-        ev.daemon,
-        lost,
-        where.source,
-        where.lineno,
+def cmd_test_notify(args: argparse.Namespace, settings: Settings) -> int:
+    from watcher.responders.notify import Notifier
+
+    notifier = Notifier.from_settings(settings.notify, args.notify)
+    for problem in notifier.problems:
+        sys.stderr.write(f"stormwatch: {problem}\n")
+    if not notifier.target_count():
+        raise UsageError("no notification target: set [notify] urls or pass --notify URL")
+    results = notifier.send_now(
+        "stormwatch test page", "This is a test page from stormwatch: the route works.", "info"
     )
+    for url, ok, error in results:
+        sys.stdout.write(f"{'ok  ' if ok else 'FAIL'} {url}{'' if ok else ': ' + error}\n")
+    return EXIT_OK if all(ok for _, ok, _ in results) else EXIT_TRIPPED
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:

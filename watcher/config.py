@@ -37,16 +37,46 @@ class PostfixSettings(_Section):
 
 
 class FetchmailSettings(_Section):
-    user: str = ""
-    sigterm_after_seconds: Annotated[float, Field(gt=0)] = 10.0
+    user: str = Field("", description="only stop fetchmail processes of this user; '' = any")
+    sigterm_after_seconds: Annotated[float, Field(gt=0)] = Field(
+        10.0,
+        description="seconds to wait after SIGINT before SIGTERM, and again after SIGTERM",
+    )
+    kill_after_seconds: Annotated[float, Field(gt=0)] | None = Field(
+        None,
+        description=(
+            "SIGKILL what still runs this many seconds after SIGTERM; unset = never. Off by"
+            " default: SIGKILL skips fetchmail's cleanup (lock file, UID list) and a process"
+            " that survives SIGTERM is stuck or not fetchmail at all: a human should look"
+        ),
+    )
 
 
 class NotifySettings(_Section):
-    urls: tuple[str, ...] = ()
+    urls: tuple[str, ...] = Field((), description="apprise URLs to page")
+    config_file: Path | None = Field(None, description="an apprise config file (text or YAML)")
+    reminder_minutes: Annotated[float, Field(ge=0)] = Field(
+        30.0, description="remind every N minutes while tripped; 0 = no reminders"
+    )
+    retries: Annotated[int, Field(ge=0, le=20)] = Field(
+        3, description="retries per target after a failed send"
+    )
+    backoff_seconds: Annotated[float, Field(gt=0)] = Field(
+        2.0, description="wait before the first retry; doubles for each retry after it"
+    )
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        10.0, description="per-send timeout (connect and read) for each target"
+    )
 
 
 class CommandSettings(_Section):
-    argv: tuple[str, ...] = ()
+    argv: tuple[str, ...] = Field(
+        (),
+        description=(
+            "program and arguments, no shell; placeholders {rule} {count} {threshold} {window}"
+            " {incident} {trip_time} {first_time} {host} {trip_line} {domains}"
+        ),
+    )
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
 
 

@@ -11,15 +11,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from watcher.detect import Hit
 from watcher.events import MICROS, Delivery
 from watcher.rules import ActionKind, Rule
 
 Severity = Literal["warn", "trip"]
+ACTION_KINDS: frozenset[ActionKind] = frozenset(get_args(ActionKind))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,8 @@ class Decider:
 
     @property
     def tripped(self) -> bool:
-        return any(s.tripped_at is not None for s in self._state.values())
+        """The switch is tripped: a rule tripped, or the latch was restored."""
+        return bool(self._done) or any(s.tripped_at is not None for s in self._state.values())
 
     def tripped_rules(self) -> dict[str, int]:
         """Rule name -> log time it tripped."""
@@ -72,6 +74,14 @@ class Decider:
             s.warned_at = None
             s.transports.clear()
         self._done.clear()
+
+    def restore(self, tripped: Mapping[str, int], done: Iterable[str]) -> None:
+        """Take over a latch from the state file (a restart, or a manual trip elsewhere):
+        these rules count as tripped and these action kinds as done."""
+        for name, at in tripped.items():
+            if name in self._state:
+                self._state[name].tripped_at = at
+        self._done |= {k for k in done if k in ACTION_KINDS}
 
     def on_hit(self, hit: Hit) -> list[Action]:
         rule = hit.rule

@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 CORE = ["events", "parse", "correlate", "window", "detect", "decide", "pipeline", "rules", "plan"]
-IO_MODULES = {"os", "time", "subprocess", "psutil", "apprise", "threading", "socket", "watchdog", "signal"}
+IO_MODULES = {
+    "os",
+    "time",
+    "subprocess",
+    "psutil",
+    "apprise",
+    "threading",
+    "socket",
+    "watchdog",
+    "signal",
+}
 PKG = Path(__file__).resolve().parents[2] / "watcher"
 
 

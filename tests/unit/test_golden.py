@@ -13,7 +13,9 @@ from watcher.cli import main
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden"
 
 
-def test_demo_incident_verdict_is_exactly_the_golden_one(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_incident_verdict_is_exactly_the_golden_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["demo", "--json"]) == 1
     got = json.loads(capsys.readouterr().out)
     want = json.loads((GOLDEN / "demo-incident.json").read_text())
