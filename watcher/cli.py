@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load_rules(settings: Settings, extra: Sequence[Path]) -> list[LoadedRule]:
-    loaded = load_rules([*settings.rules_dirs, *extra])
+    loaded = load_rules([*settings.rules_dirs, *extra], include_bundled=settings.bundled_rules)
     if not loaded:
         raise UsageError("no rule is enabled: there is nothing to watch for")
     return loaded

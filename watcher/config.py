@@ -84,6 +84,9 @@ class Settings(_Section):
     state_dir: Path = DEFAULT_STATE_DIR
     timezone: str = Field("", description="zone of year-less syslog timestamps; '' = the host's")
     rules_dirs: tuple[Path, ...] = ()
+    bundled_rules: bool = Field(
+        default=True, description="load the bundled default rules before rules_dirs"
+    )
     content_filters: tuple[str, ...] = DEFAULT_CONTENT_FILTERS
     correlate: CorrelateSettings = CorrelateSettings()
     postfix: PostfixSettings = PostfixSettings()
