@@ -318,11 +318,19 @@ def _feed(pipeline: Pipeline, inp: ReplayInput, label: str, progress: bool) -> i
 
 
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    from watcher.responders.command import validate_argv
+    from watcher.responders.notify import check_targets
+
     rules = _load_rules(settings, args.rules)
-    try:
-        clock.zone(settings.timezone)
-    except ValueError as exc:
-        raise UsageError(f"timezone: {exc}") from exc
+    _check_zone(settings)
+    errors = validate_argv(settings.command.argv)
+    if errors:
+        raise UsageError("[command] argv: " + "; ".join(errors))
+    uses_command = any("command" in r.rule.actions for r in rules)
+    if uses_command and not settings.command.argv:
+        log.warning("a rule asks for the command action, but [command] argv is empty")
+    for warning in check_targets(settings.notify.urls, settings.notify.config_file):
+        log.warning("notify: %s", warning)
     src = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
     w = sys.stdout.write
     w(f"settings: {src or 'built-in defaults (no settings file)'}\n")

@@ -119,4 +119,7 @@ def load_settings(path: Path | None) -> Settings:
         raise ConfigError(describe(exc, text, str(path))) from exc
     base = path.parent
     dirs = tuple(d if d.is_absolute() else base / d for d in settings.rules_dirs)
-    return settings.model_copy(update={"rules_dirs": dirs})
+    notify = settings.notify
+    if notify.config_file is not None and not notify.config_file.is_absolute():
+        notify = notify.model_copy(update={"config_file": base / notify.config_file})
+    return settings.model_copy(update={"rules_dirs": dirs, "notify": notify})

@@ -164,3 +164,21 @@ def test_progress_bar_on_a_terminal(
     assert "mail.log" in capsys.readouterr().err  # tqdm's bar, labelled with the file
     assert main(["replay", "--no-progress", "--year", "2011", str(log)]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_check_config_refuses_a_bad_command_placeholder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "stormwatch.toml"
+    cfg.write_text('[command]\nargv = ["/bin/echo", "{rule.__class__}"]\n')
+    assert main(["check-config", "--config", str(cfg)]) == 2
+    assert "command.argv[1]" in capsys.readouterr().err
+
+
+def test_check_config_warns_when_pages_would_go_through_the_frozen_postfix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "stormwatch.toml"
+    cfg.write_text('[notify]\nurls = ["mailto://root@localhost"]\n')
+    assert main(["check-config", "--config", str(cfg)]) == 0
+    assert "every notification target is e-mail" in capsys.readouterr().err
