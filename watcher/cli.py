@@ -326,11 +326,11 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     errors = validate_argv(settings.command.argv)
     if errors:
         raise UsageError("[command] argv: " + "; ".join(errors))
-    uses_command = any("command" in r.rule.actions for r in rules)
-    if uses_command and not settings.command.argv:
-        log.warning("a rule asks for the command action, but [command] argv is empty")
-    for warning in check_targets(settings.notify.urls, settings.notify.config_file):
-        log.warning("notify: %s", warning)
+    warnings = [
+        f"notify: {w}" for w in check_targets(settings.notify.urls, settings.notify.config_file)
+    ]
+    if any("command" in r.rule.actions for r in rules) and not settings.command.argv:
+        warnings.append("a rule asks for the command action, but [command] argv is empty")
     src = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
     w = sys.stdout.write
     w(f"settings: {src or 'built-in defaults (no settings file)'}\n")
@@ -346,6 +346,8 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
             f"  {r.name}: {r.match.event}, {thresholds} in {r.window.seconds:g} s, "
             f"actions {', '.join(r.actions)}  [{lr.path}]\n"
         )
+    for warning in warnings:
+        w(f"WARNING: {warning}\n")
     w("OK\n")
     return EXIT_OK
 

@@ -181,4 +181,4 @@ def test_check_config_warns_when_pages_would_go_through_the_frozen_postfix(
     cfg = tmp_path / "stormwatch.toml"
     cfg.write_text('[notify]\nurls = ["mailto://root@localhost"]\n')
     assert main(["check-config", "--config", str(cfg)]) == 0
-    assert "every notification target is e-mail" in capsys.readouterr().err
+    assert "WARNING: notify: every notification target is e-mail" in capsys.readouterr().out
