@@ -18,6 +18,7 @@ class Post:
     path: str
     body: dict[str, Any]
     received_mono: float
+    received_at: float  # wall clock, for comparing with timestamps other processes wrote
 
 
 class Webhook:
@@ -53,7 +54,7 @@ class Webhook:
                 except ValueError:
                     body = {"raw": raw.decode("utf-8", "replace")}
                 with hook._lock:
-                    hook.posts.append(Post(self.path, body, time.monotonic()))
+                    hook.posts.append(Post(self.path, body, time.monotonic(), time.time()))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

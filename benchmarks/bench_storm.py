@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""The kill switch against a real storm: how much escapes, how fast it stops.
+
+Runs the test harness's private Postfix (a forwarding loop, relaying to a
+loopback SMTP sink that records what escaped), ``stormwatch run`` as its own
+process following the instance's maillog_file with the default rules, and a
+loopback webhook for the page. Two ways in:
+
+* ``fetchmail``: a real fetchmail daemon pulls list mail from a private
+  dovecot POP3 server into the loop, as in the incident, as fast as it can;
+* ``smtp``: list mail arrives straight into Postfix by SMTP at ``--rate``
+  per second for ``--seconds`` (no fetchmail to stop: Postfix alone must
+  contain it while mail keeps arriving).
+
+Reports, for each: bounces that reached the sink, time from the watcher
+latching on the threshold-crossing line to the outflow being stopped (the
+freeze outcome) and to the page arriving, storm messages still queued and
+how many are on hold, and messages deleted. Needs root, postfix, dovecot and
+fetchmail (``.ci/run`` installs them). A benchmark, not a test: it asserts
+nothing.
+
+Usage::
+
+    python benchmarks/bench_storm.py [--way fetchmail smtp] [--rate 5] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.harness.fetchmail import FetchmailDaemon  # noqa: E402
+from tests.integration.harness.messages import DEFAULT_LIST, paced  # noqa: E402
+from tests.integration.harness.pop3 import DovecotPop3  # noqa: E402
+from tests.integration.harness.postfix import PostfixInstance, private_root  # noqa: E402
+from tests.integration.harness.requires import WaitTimeout, wait_for  # noqa: E402
+from tests.integration.harness.sink import SmtpSink  # noqa: E402
+from tests.integration.harness.webhook import Webhook  # noqa: E402
+
+
+def _latch(state: Path) -> dict[str, Any]:
+    path = state / "latch.json"
+    return json.loads(path.read_text()) if path.exists() else {"tripped": False}
+
+
+def _storm_queue(postfix: PostfixInstance) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in postfix.queue_json()
+        if e["sender"] == "MAILER-DAEMON"
+        or any("forwarding loop" in r.get("delay_reason", "") for r in e["recipients"])
+    ]
+
+
+def run_once(way: str, rate: float, seconds: float, posts: int) -> dict[str, Any]:
+    with (
+        SmtpSink() as sink,
+        private_root("stormwatch-bench-") as root,
+        Webhook() as hook,
+        PostfixInstance(root / "postfix", relayhost=sink.relayhost) as postfix,
+    ):
+        state = root / "state"
+        config = root / "stormwatch.toml"
+        config.write_text(
+            f'state_dir = "{state}"\n[postfix]\nconfig_directory = "{postfix.config_dir}"\n'
+            f'[notify]\nurls = ["{hook.apprise_url}"]\ntimeout_seconds = 5\n'
+            "[fetchmail]\nsigterm_after_seconds = 5\n"
+        )
+        out = open(root / "stormwatch.out", "wb")  # noqa: SIM115 - closed below
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "run", "--config", str(config),
+             "--source", f"file:{postfix.log_path}"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        out.close()
+        try:
+            wait_for(lambda: (state / "status.json").exists(), 30, "the watcher to start")
+            if way == "fetchmail":
+                with DovecotPop3(root / "pop3") as pop3:
+                    pop3.load_list_mail(posts)
+                    fm = FetchmailDaemon(
+                        root / "fetchmail", pop3_port=pop3.port, pop3_user=pop3.user,
+                        pop3_password=pop3.password, smtp_port=postfix.smtpd_port,
+                        deliver_to=postfix.loop_address,
+                    ).start()  # fmt: skip
+                    try:
+                        wait_for(lambda: len(_latch(state).get("actions", ())) >= 4, 60,
+                                 "the trip")  # fmt: skip
+                        fm.wait(30)
+                    finally:
+                        fm.stop()
+            else:
+                for i in paced(int(rate * seconds), rate):
+                    postfix.inject(
+                        DEFAULT_LIST.bounce_address,
+                        postfix.loop_address,
+                        DEFAULT_LIST.message(i, to=postfix.loop_address),
+                    )
+
+            # let the last sweeps run (every few seconds while tripped)
+            def settled() -> list[dict[str, Any]] | None:
+                q = _storm_queue(postfix)
+                return q if q and all(e["queue_name"] == "hold" for e in q) else None
+
+            with contextlib.suppress(WaitTimeout):  # reported below as queued vs held
+                wait_for(settled, 30, "every storm message on hold")
+            queued = _storm_queue(postfix)
+            arrived = postfix.log_text().count(": client=")
+            latch = _latch(state)
+            page = hook.wait_for(1, 30, containing="TRIPPED")[0]
+        finally:
+            watcher.send_signal(signal.SIGTERM)
+            watcher.wait(30)
+        since = float(latch["since_epoch"])
+        actions = {a["kind"]: a for a in latch["actions"]}
+        freeze_at = datetime.fromisoformat(actions["freeze-postfix"]["at"]).timestamp()
+        return {
+            "way": way,
+            "arrived": arrived,
+            "escaped": len(sink.bounces()),
+            "rule": latch["incident"]["rule"],
+            "outflow_stopped_ms": round((freeze_at - since) * 1000, 1),
+            "page_ms": round((page.received_at - since) * 1000, 1),
+            "storm_queued": len(queued),
+            "held": sum(1 for e in queued if e["queue_name"] == "hold"),
+            "deleted": postfix.log_text().count("Deleted:"),
+            "fetchmail": actions.get("stop-fetchmail", {}).get("summary", ""),
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--way", nargs="+", choices=("fetchmail", "smtp"), default=["fetchmail", "smtp"]
+    )
+    ap.add_argument("--rate", type=float, default=5.0, help="smtp: storm messages per second")
+    ap.add_argument("--seconds", type=float, default=60.0, help="smtp: how long mail keeps coming")
+    ap.add_argument("--posts", type=int, default=200, help="fetchmail: list posts waiting")
+    ap.add_argument("--runs", type=int, default=1)
+    args = ap.parse_args(argv)
+    head = ("way", "arrived", "escaped", "stopped ms", "page ms", "queued", "held", "deleted")
+    print("{:>10} {:>8} {:>8} {:>11} {:>8} {:>7} {:>6} {:>8}".format(*head))
+    for way in args.way:
+        for _ in range(args.runs):
+            r = run_once(way, args.rate, args.seconds, args.posts)
+            print(
+                f"{r['way']:>10} {r['arrived']:>8} {r['escaped']:>8} {r['outflow_stopped_ms']:>11}"
+                f" {r['page_ms']:>8} {r['storm_queued']:>7} {r['held']:>6} {r['deleted']:>8}"
+                f"   ({r['rule']}; {r['fetchmail'][:60]})"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
