@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -19,13 +20,14 @@ from typing import Any, TextIO
 from watcher import __version__, clock, report
 from watcher.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from watcher.parse import Parser
-from watcher.pipeline import Pipeline
+from watcher.pipeline import Pipeline, line_at
 from watcher.responders.dryrun import DryRunResponder
 from watcher.rules import LoadedRule, RuleError, bundled_rules_dir, load_rules
-from watcher.sources.replay import ReplayInput
+from watcher.sources.replay import PARALLEL_MIN_BYTES, ReplayInput, read_range, scan_parallel
 
 EXIT_OK, EXIT_TRIPPED, EXIT_USAGE = 0, 1, 2
 PROGRESS_MIN_BYTES = 32 << 20
+MAX_WORKERS = 4  # processes scanning a large replay file; the join stays in this one
 DEMO_LOG = "demo-incident.log"
 
 log = logging.getLogger("watcher")
@@ -305,15 +307,43 @@ def _feed(pipeline: Pipeline, inp: ReplayInput, label: str, progress: bool) -> i
             bar.update(inp.consumed() - bar.n)
 
     lineno = 1
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
     try:
-        for block in inp.blocks(on_block=tick):
-            lineno += pipeline.run_text(block, label, lineno)
+        if (
+            workers > 1
+            and not inp.is_stdin
+            and not inp.is_gzip
+            and (size or 0) >= PARALLEL_MIN_BYTES
+        ):
+            lineno += _feed_parallel(pipeline, inp.name, label, workers, bar)
+        else:
+            for block in inp.blocks(on_block=tick):
+                lineno += pipeline.run_text(block, label, lineno)
     except (OSError, EOFError) as exc:
         raise UsageError(f"{inp.name}: read error after line {lineno - 1}: {exc}") from exc
     finally:
         inp.close()
         if bar is not None:
             bar.close()
+    return lineno - 1
+
+
+def _feed_parallel(pipeline: Pipeline, path: str, label: str, workers: int, bar: Any) -> int:
+    """Scan a large plain file in worker processes; join and decide here, in order."""
+    lineno = 1
+    cached: dict[int, str] = {}
+    for start, end, n_lines, events in scan_parallel(path, workers):
+
+        def fetch(pos: int, start: int = start, end: int = end) -> tuple[str, int]:
+            if start not in cached:  # a delivery the scanner left out: read its block again
+                cached.clear()
+                cached[start] = read_range(path, start, end)
+            return line_at(cached[start], pos)
+
+        pipeline.apply(events, n_lines, label, lineno, fetch)
+        lineno += n_lines
+        if bar is not None:
+            bar.update(end - bar.n)
     return lineno - 1
 
 

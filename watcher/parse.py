@@ -146,7 +146,7 @@ class Parser:
         self.stats = ParseStats()
         self._year: int | None = None
         self._month = 0
-        self.ts_cache: dict[str, int] = {}  # timestamp text -> microseconds
+        self._ts_cache: dict[str, int] = {}  # timestamp text -> microseconds
         self._minute_cache: dict[str, int] = {}  # "Oct 16 17:52" -> the minute's start
 
     # -- public -----------------------------------------------------------------
@@ -240,17 +240,10 @@ class Parser:
             return self._unparsed(f"{program}[{pid}]: {message}")
         return self._body(kind, body, time, host, program, pid, qid, message)
 
-    # -- block scanning (the replay fast path) ----------------------------------
-
-    def time_of(self, text: str, line_start: int) -> int | None:
-        """The time of the line starting at ``line_start`` in ``text``."""
-        if text[line_start].isdigit():
-            ts = text[line_start : text.find(" ", line_start)]
-        elif text[line_start + 15 : line_start + 16] == ".":
-            ts = text[line_start : text.find(" ", line_start + 15)]
-        else:
-            ts = text[line_start : line_start + 15]
-        return self._time(ts)
+    def timestamp(self, ts: str) -> int | None:
+        """Microseconds for a timestamp's text, as the scanner cuts it; None if malformed."""
+        cached = self._ts_cache.get(ts)
+        return cached if cached is not None else self._time(ts)
 
     # -- helpers ----------------------------------------------------------------
 
@@ -342,7 +335,7 @@ class Parser:
         return None
 
     def _time(self, ts: str) -> int | None:
-        cached = self.ts_cache.get(ts)
+        cached = self._ts_cache.get(ts)
         if cached is not None:
             return cached
         try:
@@ -350,10 +343,10 @@ class Parser:
         except (ValueError, KeyError, OverflowError, IndexError):
             self.stats.bad_timestamps += 1
             return None
-        if len(self.ts_cache) >= _TS_CACHE_MAX:
-            self.ts_cache.clear()
+        if len(self._ts_cache) >= _TS_CACHE_MAX:
+            self._ts_cache.clear()
             self._minute_cache.clear()
-        self.ts_cache[ts] = value
+        self._ts_cache[ts] = value
         return value
 
     def _convert(self, ts: str) -> int:
@@ -389,7 +382,7 @@ class Parser:
             self._year = ref.year - 1 if month > ref.month else ref.year
         elif month < self._month - 6:
             self._year += 1
-            self.ts_cache.clear()
+            self._ts_cache.clear()
             self._minute_cache.clear()
         elif month > self._month + 6:
             # a straggler from before the new year: not a new year itself

@@ -23,8 +23,9 @@ from watcher.events import (
     QueueSender,
     Removed,
 )
-from watcher.parse import LOOP_MARKER, LOSS_LINE_RE, LOSS_MARKERS, SCAN_RE, Parser
+from watcher.parse import Parser
 from watcher.rules import Rule
+from watcher.scanner import DELIVERY, REMOVED, SENDER, scan_block
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,100 +150,81 @@ class Pipeline:
         self.run_text(line + "\n", source, lineno)
 
     def run_text(self, text: str, source: str, start: int = 1) -> int:
-        """Feed a block of whole lines; return how many lines it held.
-
-        The scanner picks out the lines of interest; queue-ID bookkeeping is
-        done without building events, and only the lines some rule could
-        count are parsed in full (and counted as unparsed if they are
-        malformed). Rate-limit reports, which the scanner does not look
-        for, are found by a second, rarely matching search.
-        """
-        pos, lineno = 0, start
-        if any(marker in text for marker in LOSS_MARKERS):
-            for m in LOSS_LINE_RE.finditer(text):
-                lineno = self._scan(text, source, lineno, pos, m.start())
-                ev = self.parser.parse_known(m.group())
-                if ev is not None:
-                    self.feed_event(ev, source, lineno, m.group())
-                pos = m.end()
-        lineno = self._scan(text, source, lineno, pos, len(text))
-        n_lines = lineno - start
-        if text and not text.endswith("\n"):
-            n_lines += 1
-        self.parser.stats.lines += n_lines
+        """Feed a block of whole lines; return how many lines it held."""
+        n_lines, events = scan_block(text)
+        self.apply(events, n_lines, source, start, lambda pos: line_at(text, pos))
         return n_lines
 
-    def _scan(self, text: str, source: str, start: int, pos: int, endpos: int) -> int:
-        """The hot loop: ``text[pos:endpos]`` holds whole lines, the first is ``start``.
+    def apply(
+        self,
+        events: Sequence[tuple[object, ...]],
+        n_lines: int,
+        source: str,
+        start: int,
+        fetch: Callable[[int], tuple[str, int]],
+    ) -> None:
+        """Run one scanned block (:func:`watcher.scanner.scan_block`) through the stages.
 
-        Returns the number of the line at ``endpos``.
-
-        Handled here without building events: qmgr's ``from=<..>`` (the
-        sender), ``removed``, and deliveries of mail no rule can count (the
-        bulk of a log). Everything else goes through the per-line parser.
-        Queue IDs are not validated here: a malformed one is never used on
-        this path except as a key, and the parser checks any line a rule
-        could count.
+        The hot loop. Queue-ID bookkeeping is done without building events,
+        and only the lines some rule could count are parsed in full (and
+        counted as unparsed if they are malformed). ``fetch(offset)`` gives
+        ``(line, lineno in block)`` for a delivery the scanner left out.
+        Queue IDs are not validated here: a malformed one is only ever a
+        key, and the parser checks any line a rule could count.
         """
         parser = self.parser
+        parser.stats.lines += n_lines
         corr = self.correlator
         forget, note_sender, sender_of = corr.forget, corr.note_sender, corr.sender_of
-        time_of, ts_cache = parser.time_of, parser.ts_cache
+        timestamp = parser.timestamp
         want_null, want_other, want_unknown = self.detector.wants_for_senders()
         wants_loops = self.detector.wants_loops
         wants = self.detector.wants_delivery
-        rfind, find = text.rfind, text.find
-        events = 0
+        parse = parser.parse_known
+        feed = self.feed_event
+        count = 0
         earliest = latest = -1
-        counted_pos, counted_line = pos, start
-        for m in SCAN_RE.finditer(text, pos, endpos):
-            kind = m.lastgroup
-            if kind == "removed":
-                forget(m.group(1))
-                events += 1
+        for ev in events:
+            kind = ev[0]
+            if kind == REMOVED:
+                forget(ev[1])  # type: ignore[arg-type]
+                count += 1
                 continue
-            at = m.start()
-            line_start = rfind("\n", 0, at) + 1
-            if kind == "from":
-                if find("/qmgr[", line_start, at) < 0:
-                    continue  # another program's "from=<": not an event
-                # the common case inline: a classic timestamp seen this second
-                time = ts_cache.get(text[line_start : line_start + 15])
-                if time is None or text[line_start + 15] != " ":
-                    time = time_of(text, line_start)
+            if kind == SENDER:
+                time = timestamp(ev[3])  # type: ignore[arg-type]
                 if time is not None:
-                    note_sender(m.group(1), m.group(2), time)
-                    events += 1
+                    note_sender(ev[1], ev[2], time)  # type: ignore[arg-type]
+                    count += 1
                     if time > latest:
                         latest = time
                     if earliest < 0:
                         earliest = time
                     continue
-            elif kind == "to":
-                sender = sender_of(m.group(1))
+                # a bad timestamp: the per-line parser counts it
+                line, lineno = fetch(ev[4])  # type: ignore[arg-type]
+            elif kind == DELIVERY:
+                sender = sender_of(ev[1])  # type: ignore[arg-type]
                 wanted = (
                     want_null if sender == "" else want_unknown if sender is None else want_other
                 )
-                if not wanted and not (
-                    wants_loops and wants(sender, find(LOOP_MARKER, at, find("\n", at)) >= 0)
-                ):
-                    events += 1
+                if not wanted and not (wants_loops and ev[5] and wants(sender, True)):
+                    count += 1
                     continue
-            # Everything else: the per-line parser decides.
-            end = find("\n", at)
-            line = text[line_start : end if end >= 0 else len(text)]
-            counted_line += text.count("\n", counted_pos, line_start)
-            counted_pos = line_start
-            ev = parser.parse_known(line)
-            if ev is not None:
-                self.events += events
-                events = 0
-                self.feed_event(ev, source, counted_line, line)
-        self.events += events
+                if ev[3] is None:
+                    line, lineno = fetch(ev[2])  # type: ignore[arg-type]
+                else:
+                    line, lineno = ev[3], ev[4]  # type: ignore[assignment]
+            else:
+                lineno, line = ev[1], ev[2]  # type: ignore[assignment]
+            parsed = parse(line)
+            if parsed is not None:
+                self.events += count
+                count = 0
+                feed(parsed, source, start + lineno, line)
+        self.events += count
         if latest >= 0:
             self._saw(earliest)
             self._saw(latest)
-        return counted_line + text.count("\n", counted_pos, endpos)
 
     def feed_event(self, ev: AnyEvent, source: str, lineno: int, line: str) -> None:
         """One parsed event (from a block, or a journal record) through the stages."""
@@ -318,6 +300,13 @@ class Pipeline:
             self.actions.extend((a, where) for a in actions)
             if self.on_actions is not None:
                 self.on_actions(actions, where)
+
+
+def line_at(text: str, pos: int) -> tuple[str, int]:
+    """The line of ``text`` that holds ``pos``, and its number (0-based)."""
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return text[start : end if end >= 0 else len(text)], text.count("\n", 0, start)
 
 
 def _destination(fact: Fact) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from watcher import __version__
 from watcher.cli import main
+from watcher.sources.replay import ScannedRange, scan_parallel
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden"
 
@@ -45,3 +47,43 @@ def test_demo_text_report_names_trip_and_table(capsys: pytest.CaptureFixture[str
     assert "VERDICT: TRIPPED by rule 'forwarding-loop' at 2011-10-16 17:52:52" in out
     assert "      groups.example.com       787" in out
     assert "run: postconf -c /etc/postfix -e -- soft_bounce=yes defer_transports=smtp" in out
+
+
+def test_parallel_scan_of_a_large_file_gives_the_same_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker processes scan byte ranges; the join runs in order: same answer, to the byte."""
+    import watcher.cli
+    import watcher.sources.replay
+
+    demo = Path(__file__).resolve().parents[2] / "watcher" / "data" / "demo-incident.log"
+    log = tmp_path / "demo.log"
+    log.write_bytes(demo.read_bytes())
+    args = [
+        "replay",
+        "--json",
+        "--no-progress",
+        "--year",
+        "2011",
+        "--timezone",
+        "Asia/Tokyo",
+        str(log),
+    ]
+    assert main(args) == 1
+    sequential = json.loads(capsys.readouterr().out)
+    monkeypatch.setattr(watcher.cli, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(watcher.sources.replay, "RANGE_BYTES", 64 << 10)  # ~23 ranges
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    ranges: list[int] = []
+
+    def counting(path: str, workers: int) -> Iterator[ScannedRange]:
+        for scanned in scan_parallel(path, workers):
+            ranges.append(scanned[0])
+            yield scanned
+
+    monkeypatch.setattr("watcher.cli.scan_parallel", counting)
+    assert main(args) == 1
+    parallel = json.loads(capsys.readouterr().out)
+    assert len(ranges) > 20
+    assert ranges == sorted(ranges)
+    assert parallel == sequential

@@ -26,6 +26,7 @@ class ReplayInput:
         self.name = name
         self._stdin = stdin
         self._raw: io.BufferedReader | None = None
+        self.is_gzip = False
         self._stream: BinaryIO | None = None
 
     @property
@@ -49,7 +50,7 @@ class ReplayInput:
         else:
             raw = open(self.name, "rb")  # noqa: SIM115 - closed in close()
         self._raw = raw
-        gz = raw.peek(2)[:2] == GZIP_MAGIC
+        gz = self.is_gzip = raw.peek(2)[:2] == GZIP_MAGIC
         self._stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw)) if gz else raw
 
     def close(self) -> None:
@@ -89,3 +90,52 @@ class ReplayInput:
                 on_block()
         if rest:
             yield rest.decode("utf-8", "replace")
+
+
+# -- scanning a large file in parallel --------------------------------------------------
+
+PARALLEL_MIN_BYTES = 16 << 20
+RANGE_BYTES = 2 << 20
+
+ScannedRange = tuple[int, int, int, list[tuple[object, ...]]]  # start, end, lines, events
+
+
+def line_ranges(path: str, size: int, span: int | None = None) -> list[tuple[int, int]]:
+    """Byte ranges of about ``span`` bytes covering the file, each ending after a newline."""
+    span = span or RANGE_BYTES
+    ranges = []
+    pos = 0
+    with open(path, "rb") as f:
+        while pos < size:
+            f.seek(min(pos + span, size))
+            rest = f.readline() if pos + span < size else b""
+            end = min(pos + span, size) + len(rest)
+            ranges.append((pos, end))
+            pos = end
+    return ranges
+
+
+def read_range(path: str, start: int, end: int) -> str:
+    with open(path, "rb") as f:
+        f.seek(start)
+        return f.read(end - start).decode("utf-8", "replace")
+
+
+def _scan_range(job: tuple[str, int, int]) -> ScannedRange:
+    """Worker: scan one byte range of a file (runs in a child process)."""
+    from watcher.scanner import scan_block
+
+    path, start, end = job
+    n_lines, events = scan_block(read_range(path, start, end))
+    return start, end, n_lines, events
+
+
+def scan_parallel(path: str, workers: int) -> Iterator[ScannedRange]:
+    """Scanned ranges of ``path``, in file order, scanned by ``workers`` processes."""
+    import multiprocessing
+
+    size = Path(path).stat().st_size
+    jobs = [(path, s, e) for s, e in line_ranges(path, size)]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers) as pool:
+        yield from pool.imap(_scan_range, jobs, chunksize=1)
