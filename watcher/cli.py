@@ -17,12 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from watcher import __version__, clock, report
+from watcher import __version__, clock, logsetup, report
 from watcher.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from watcher.parse import Parser
 from watcher.pipeline import Pipeline, line_at
 from watcher.responders.dryrun import DryRunResponder
-from watcher.rules import LoadedRule, RuleError, bundled_rules_dir, load_rules
+from watcher.rules import LoadedRule, Rule, RuleError, bundled_rules_dir, load_rules
 from watcher.sources.replay import PARALLEL_MIN_BYTES, ReplayInput, read_range, scan_parallel
 
 EXIT_OK, EXIT_TRIPPED, EXIT_USAGE = 0, 1, 2
@@ -179,11 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="stormwatch: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logsetup.configure(args.verbose)
     commands: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "demo": cmd_demo,
         "replay": cmd_replay,
@@ -195,15 +191,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "test-notify": cmd_test_notify,
     }
     try:
-        settings = load_settings(args.config)
-        if args.state_dir is not None:
-            settings = settings.model_copy(update={"state_dir": args.state_dir})
-        return commands[args.command](args, settings)
+        return commands[args.command](args, _settings(args))
     except (ConfigError, RuleError, UsageError) as exc:
-        sys.stderr.write(f"stormwatch: {exc}\n")
+        journal = logsetup.journal_stream(sys.stderr)
+        sys.stderr.write(logsetup.error_line(str(exc), journal=journal))
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if args.state_dir is not None:
+        settings = settings.model_copy(update={"state_dir": args.state_dir})
+    return settings
 
 
 def _load_rules(settings: Settings, extra: Sequence[Path]) -> list[LoadedRule]:
@@ -398,8 +399,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except SourceError as exc:
         raise UsageError(str(exc)) from exc
     options = service.RunOptions(dry_run=args.dry_run, notify_urls=tuple(args.notify))
+
+    def reload() -> tuple[Settings, list[Rule]]:
+        fresh = _settings(args)
+        return fresh, [r.rule for r in _load_rules(fresh, args.rules)]
+
     try:
-        return service.run(settings, [r.rule for r in rules], sources, options)
+        return service.run(settings, [r.rule for r in rules], sources, options, reload=reload)
     except OSError as exc:
         raise UsageError(f"{exc.filename or 'state'}: {exc.strerror or exc}") from exc
 

@@ -63,6 +63,8 @@ class Watcher:
         queue_size: int = 64,
         poll_timeout: float = 0.5,
         on_tick: Callable[[], None] | None = None,
+        on_ready: Callable[[], object] | None = None,
+        on_stop: Callable[[], None] | None = None,
         extra_status: Callable[[], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -75,6 +77,8 @@ class Watcher:
         self._queue: queue.Queue[tuple[_SourceState, list[Item]]] = queue.Queue(queue_size)
         self._poll_timeout = poll_timeout
         self._on_tick = on_tick
+        self._on_ready = on_ready
+        self._on_stop = on_stop
         self._extra_status = extra_status
         self._clock = clock
         self._wall = wall
@@ -94,6 +98,8 @@ class Watcher:
                 target=self._read, args=(st, stop), name=f"read {st.source.name}", daemon=True
             )
             st.thread.start()
+        if self._on_ready is not None:
+            self._on_ready()
         try:
             while not stop.is_set():
                 try:
@@ -104,6 +110,8 @@ class Watcher:
                     self._process(st, items)
                 self._tick()
         finally:
+            if self._on_stop is not None:
+                self._on_stop()
             for st in self._sources:  # readers stop at the flag; what they queued still counts
                 if st.thread is not None:
                     st.thread.join(timeout=5)

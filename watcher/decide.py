@@ -75,6 +75,10 @@ class Decider:
             s.transports.clear()
         self._done.clear()
 
+    def replace_rules(self, rules: Iterable[Rule]) -> None:
+        """After a reload: rules kept by name keep their latch and warning state."""
+        self._state = {r.name: self._state.get(r.name) or _RuleState() for r in rules}
+
     def restore(self, tripped: Mapping[str, int], done: Iterable[str]) -> None:
         """Take over a latch from the state file (a restart, or a manual trip elsewhere):
         these rules count as tripped and these action kinds as done."""

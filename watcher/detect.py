@@ -151,6 +151,14 @@ class Detector:
         )
         self.wants_loops = bool(self._want_loop)
 
+    def adopt_windows(self, old: Detector) -> None:
+        """After a reload: keep the counts of rules whose window did not change."""
+        before = {r.name: (r.window, counter) for r, _, counter in old._compiled}
+        for i, (rule, pred, _) in enumerate(self._compiled):
+            kept = before.get(rule.name)
+            if kept is not None and kept[0] == rule.window:
+                self._compiled[i] = (rule, pred, kept[1])
+
     def wants_for_senders(self) -> tuple[bool, bool, bool]:
         """For plain deliveries: are null, other and unknown senders counted by some rule?"""
         w = self._want_any

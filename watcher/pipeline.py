@@ -129,6 +129,18 @@ class Pipeline:
             on_loss=on_loss,
         )
 
+    def replace_rules(self, rules: Sequence[Rule], content_filters: Iterable[str]) -> None:
+        """Swap in reloaded rules; windows, latch and summaries of kept rules survive."""
+        detector = Detector(rules, content_filters=content_filters)
+        detector.adopt_windows(self.detector)
+        self.detector = detector
+        self.decider.replace_rules(rules)
+        self.summaries = {
+            r.name: self.summaries.get(r.name) or RuleSummary(r) for r in detector.rules
+        }
+        for r in detector.rules:
+            self.summaries[r.name].rule = r
+
     def run(self, lines: Iterable[str], source: str, start: int = 1) -> int:
         """Feed lines (newlines already stripped); return the last line number.
 

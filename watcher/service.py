@@ -2,7 +2,14 @@
 
 Dry run: the responders print what they would do. Live: the kill switch acts,
 pages through apprise, holds storm mail while tripped and reminds. Either way
-the same pipeline runs; signal handlers only set flags.
+the same pipeline runs.
+
+Under systemd (``Type=notify``) it says READY=1 once the sources are open and
+the latch is loaded, keeps STATUS= current, pings the watchdog from the
+pipeline's own loop (a wedged pipeline is restarted, not only a dead
+process) and says STOPPING=1. SIGHUP re-reads the settings and rules: if the
+new ones are invalid it keeps the old ones and says why; windows and the
+latch survive. Signal handlers only set flags.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -24,10 +31,13 @@ from watcher.parse import Parser
 from watcher.pipeline import Pipeline, Where
 from watcher.responders.dryrun import DryRunResponder
 from watcher.rules import Rule
+from watcher.sdnotify import SystemdNotify, WatchdogPinger
 from watcher.sources.base import Source
 from watcher.state import ensure_state_dir
 
 log = logging.getLogger(__name__)
+
+Reload = Callable[[], tuple[Settings, Sequence[Rule]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,30 +78,101 @@ def warn_log_loss(ev: LogLoss, where: Where) -> None:
     )
 
 
+class Flags:
+    """What the signal handlers set; the loop acts on them."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+
+    def install(self) -> None:
+        def on_stop(signum: int, frame: object) -> None:
+            self.stop.set()
+
+        def on_hup(signum: int, frame: object) -> None:
+            self.reload.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+
 def run(
-    settings: Settings, rules: Sequence[Rule], sources: Sequence[Source], options: RunOptions
+    settings: Settings,
+    rules: Sequence[Rule],
+    sources: Sequence[Source],
+    options: RunOptions,
+    *,
+    reload: Reload | None = None,
+    notify: SystemdNotify | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT; 0 on a clean stop."""
     ensure_state_dir(settings.state_dir)
-    tz = clock.zone(settings.timezone)
-    parser = Parser(reference=clock.now(), tz=tz)
-    stop = threading.Event()
-    if options.dry_run:
-        pipeline = Pipeline.build(
-            rules,
-            parser,
-            content_filters=settings.content_filters,
-            max_open=settings.correlate.max_open,
-            ttl_seconds=settings.correlate.ttl_seconds,
-            on_actions=DryRunPrinter(settings, sys.stdout),
-            on_loss=warn_log_loss,
-        )
-        watcher = Watcher(pipeline, sources, state_dir=settings.state_dir)
-        _on_signals(stop)
-        log.warning("watching (dry run): %s", ", ".join(s.name for s in sources))
-        watcher.run(stop)
-        return 0
+    flags = Flags()
+    flags.install()  # before READY: a reload that early must not kill us
+    sd = notify if notify is not None else SystemdNotify()
+    pinger = WatchdogPinger(sd)
+    parser = Parser(reference=clock.now(), tz=clock.zone(settings.timezone))
+    build = _live if not options.dry_run else _dry
+    pipeline, on_tick, on_stop, apply_settings = build(settings, rules, parser, options)
+    watcher: Watcher
 
+    def tick() -> None:
+        pinger.maybe_ping()  # first: a failing tick must not starve the watchdog
+        if flags.reload.is_set():
+            flags.reload.clear()
+            _reload(reload, pipeline, apply_settings, sd)
+        on_tick()
+        st = watcher.status()
+        sd.status(
+            f"{st['state']}, {st['lines_per_second']} lines/s, "
+            f"last event {st['last_event_time'] or 'none yet'}"
+        )
+
+    def stopping() -> None:
+        sd.stopping()
+        on_stop()
+
+    watcher = Watcher(
+        pipeline,
+        sources,
+        state_dir=settings.state_dir,
+        on_tick=tick,
+        on_ready=sd.ready,
+        on_stop=stopping,
+        status_every=2.0,
+    )
+    mode = "dry run: " if options.dry_run else ""
+    log.warning("watching (%s%s)", mode, ", ".join(s.name for s in sources))
+    try:
+        watcher.run(flags.stop)
+    finally:
+        sd.close()
+    return 0
+
+
+Built = tuple[Pipeline, Callable[[], None], Callable[[], None], Callable[[Settings], None]]
+
+
+def _dry(settings: Settings, rules: Sequence[Rule], parser: Parser, options: RunOptions) -> Built:
+    printer = DryRunPrinter(settings, sys.stdout)
+    pipeline = Pipeline.build(
+        rules,
+        parser,
+        content_filters=settings.content_filters,
+        max_open=settings.correlate.max_open,
+        ttl_seconds=settings.correlate.ttl_seconds,
+        on_actions=printer,
+        on_loss=warn_log_loss,
+    )
+
+    def apply(new: Settings) -> None:
+        printer.responder.settings = new
+
+    return pipeline, lambda: None, lambda: None, apply
+
+
+def _live(settings: Settings, rules: Sequence[Rule], parser: Parser, options: RunOptions) -> Built:
     from watcher import killswitch
     from watcher.responders.notify import Notifier, render_log_loss
 
@@ -118,26 +199,52 @@ def run(
     switch.tick()  # a latch from before a restart: stay tripped, act no more
     if pipeline.decider.tripped:
         log.error("the switch is TRIPPED (from the state file): run 'stormwatch rearm' to re-arm")
-    watcher = Watcher(
-        pipeline,
-        sources,
-        state_dir=settings.state_dir,
-        on_tick=switch.tick,
-        status_every=2.0,
-    )
     notifier.start()
-    _on_signals(stop)
-    log.warning("watching: %s", ", ".join(s.name for s in sources))
+    current = [notifier]
+
+    def apply(new: Settings) -> None:
+        fresh = Notifier.from_settings(new.notify, options.notify_urls)
+        fresh.start()
+        current[0].stop(timeout=5)
+        current[0] = fresh
+        rebuilt = killswitch.build(new, fresh)
+        rebuilt.pipeline = pipeline
+        pipeline.on_actions = rebuilt.on_actions
+        nonlocal switch
+        switch = rebuilt
+
+    def on_tick() -> None:
+        switch.tick()
+
+    def on_stop() -> None:
+        current[0].stop(timeout=10)
+
+    return pipeline, on_tick, on_stop, apply
+
+
+def _reload(
+    reload: Reload | None,
+    pipeline: Pipeline,
+    apply_settings: Callable[[Settings], None],
+    sd: SystemdNotify,
+) -> None:
+    """SIGHUP: new settings and rules, or the old ones and the reason."""
+    if reload is None:
+        log.warning("SIGHUP: nothing to reload from")
+        return
+    sd.reloading()
     try:
-        watcher.run(stop)
-    finally:
-        notifier.stop(timeout=10)
-    return 0
-
-
-def _on_signals(stop: threading.Event) -> None:
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()  # only a flag: the loop notices within a poll interval
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+        settings, rules = reload()
+        clock.zone(settings.timezone)
+    except Exception as exc:  # ConfigError, RuleError, ValueError: keep running as we are
+        log.error("reload refused, still running on the old settings and rules: %s", exc)
+        sd.ready()
+        return
+    pipeline.replace_rules(rules, settings.content_filters)
+    apply_settings(settings)
+    log.warning(
+        "reloaded: %d rule(s); windows and latch kept (sources and state_dir change "
+        "only on a restart)",
+        len(rules),
+    )
+    sd.ready()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-CORE = ["events", "parse", "correlate", "window", "detect", "decide", "pipeline", "rules", "plan"]
+CORE = ["events", "parse", "scanner", "correlate", "window", "detect", "decide", "pipeline", "plan"]
 IO_MODULES = {
     "os",
     "time",
