@@ -168,12 +168,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
+    unit = sub.add_parser(
+        "install-unit",
+        parents=[common],
+        help="write the systemd unit (with this host's paths) and a settings file",
+    )
+    unit.add_argument(
+        "--dest", type=Path, default=Path("/etc/systemd/system"), help="where the unit goes"
+    )
+    unit.add_argument("--bin", default=None, help="the stormwatch program (default: this one)")
+    unit.add_argument(
+        "--no-config", action="store_true", help="do not write a settings file when there is none"
+    )
+
     check = sub.add_parser(
         "check-config",
         parents=[common],
         help="validate the settings and rules, print the effective ones",
     )
     _rules_opt(check)
+    check.add_argument(
+        "--quiet", action="store_true", help="print only problems (for ExecStartPre=)"
+    )
     return top
 
 
@@ -189,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "trip": cmd_trip,
         "rearm": cmd_rearm,
         "test-notify": cmd_test_notify,
+        "install-unit": cmd_install_unit,
     }
     try:
         return commands[args.command](args, _settings(args))
@@ -201,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    if args.command == "install-unit" and args.config is not None and not args.config.exists():
+        return Settings()  # --config names where to write one
     settings = load_settings(args.config)
     if args.state_dir is not None:
         settings = settings.model_copy(update={"state_dir": args.state_dir})
@@ -364,6 +383,10 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
         warnings.append("a rule asks for the command action, but [command] argv is empty")
     src = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
     w = sys.stdout.write
+    if args.quiet:
+        for warning in warnings:
+            w(f"WARNING: {warning}\n")
+        return EXIT_OK
     w(f"settings: {src or 'built-in defaults (no settings file)'}\n")
     for key, value in settings.model_dump(mode="json").items():
         w(f"  {key} = {json.dumps(value)}\n")
@@ -502,6 +525,32 @@ def cmd_test_notify(args: argparse.Namespace, settings: Settings) -> int:
     for url, ok, error in results:
         sys.stdout.write(f"{'ok  ' if ok else 'FAIL'} {url}{'' if ok else ': ' + error}\n")
     return EXIT_OK if all(ok for _, ok, _ in results) else EXIT_TRIPPED
+
+
+def cmd_install_unit(args: argparse.Namespace, settings: Settings) -> int:
+    from watcher import install
+    from watcher.responders.postfix import PostfixControl, PostfixError
+
+    try:
+        queue_dir = PostfixControl(settings.postfix.config_directory).param("queue_directory")
+    except PostfixError as exc:
+        log.warning("cannot ask Postfix for its queue_directory (%s): using the default", exc)
+        queue_dir = "/var/spool/postfix"
+    config = args.config or DEFAULT_CONFIG
+    try:
+        done = install.install(
+            settings,
+            queue_dir,
+            dest=args.dest,
+            program=args.bin,
+            config=config,
+            write_config=not args.no_config,
+        )
+    except OSError as exc:
+        raise UsageError(f"install-unit: {exc}") from exc
+    for line in done:
+        sys.stdout.write(line + "\n")
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:

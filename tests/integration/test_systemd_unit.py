@@ -128,7 +128,7 @@ def stub_unit(tmp_path: Path) -> Path:
 def test_the_unit_runs_what_the_issue_asks() -> None:
     s = unit_settings()
     assert one(s, "Type") == "notify"
-    assert one(s, "ExecStartPre") == f"{PROGRAM} check-config"
+    assert one(s, "ExecStartPre") == f"{PROGRAM} check-config --quiet"
     assert one(s, "ExecStart") == f"{PROGRAM} run"
     assert one(s, "ExecReload") == "/bin/kill -HUP $MAINPID"
     assert one(s, "Restart") == "on-failure"
@@ -558,3 +558,36 @@ def test_python_and_the_libraries_run_without_writable_executable_memory() -> No
         pytest.skip("the kernel has no PR_SET_MDWE (Linux >= 6.3) to emulate the setting with")
     assert done.returncode == 1, f"demo should trip (exit 1): {done.returncode}\n{done.stderr}"
     assert json.loads(done.stdout)["tripped"] is True
+
+
+@pytest.mark.integration
+def test_install_unit_as_the_readme_says_gives_a_unit_that_verifies_and_a_config_that_checks(
+    tmp_path: Path,
+) -> None:
+    """``stormwatch install-unit`` points the unit at the real program and writes the example
+    settings; ``systemd-analyze verify`` and ``stormwatch check-config`` accept both."""
+    program = need("systemd-analyze")["systemd-analyze"]
+    stub = tmp_path / "bin" / "stormwatch"
+    stub.parent.mkdir()
+    stub.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    stub.chmod(0o755)
+    config = tmp_path / "etc" / "stormwatch.toml"
+    units = tmp_path / "units"
+    done = subprocess.run(
+        [sys.executable, "-m", "watcher", "install-unit", "--dest", str(units),
+         "--bin", str(stub), "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    installed = units / "stormwatch.service"
+    s = unit_settings(installed.read_text(encoding="utf-8"))
+    assert one(s, "ExecStart") == f"{stub} run"
+    assert one(s, "ExecStartPre") == f"{stub} check-config --quiet"
+    verified = analyze(program, "verify", f"./{installed.name}", cwd=units)
+    assert (verified.stdout + verified.stderr).strip() == "", verified.stderr
+    checked = subprocess.run(
+        [sys.executable, "-m", "watcher", "check-config", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.endswith("OK\n")

@@ -1,0 +1,1 @@
+"""The example settings file, shipped as package data (``watcher.example``)."""
