@@ -12,7 +12,8 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -114,6 +115,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    rep = sub.add_parser(
+        "report",
+        parents=[common],
+        help="the incident report of a finished log (offline)",
+        description="Replays logs like 'replay' and writes the incident report of the rule "
+        "that tripped (or --rule): Markdown on stdout, and with --out a folder holding "
+        "report.md, report.json, timeline.svg and evidence.log.",
+    )
+    rep.add_argument("files", nargs="+", metavar="FILE", help="log files, oldest first")
+    _rules_opt(rep)
+    rep.add_argument(
+        "--rule", default=None, help="report on this rule (default: the one that tripped)"
+    )
+    rep.add_argument(
+        "--out", type=Path, default=None, metavar="DIR", help="write the report folder"
+    )
+    rep.add_argument("--json", action="store_true", help="report.json on stdout")
+    rep.add_argument("--year", type=int, default=None, help="as for replay")
+    rep.add_argument("--timezone", default=None, help="as for replay")
+    rep.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    incs = sub.add_parser(
+        "incidents", parents=[common], help="list past incidents; 'incidents show ID' shows one"
+    )
+    incs.add_argument("show", nargs="?", choices=["show"], help=argparse.SUPPRESS)
+    incs.add_argument("id", nargs="?", default=None, metavar="ID")
+    incs.add_argument("--json", action="store_true", help="with show: report.json")
+
     run = sub.add_parser(
         "run",
         parents=[common],
@@ -206,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rearm": cmd_rearm,
         "test-notify": cmd_test_notify,
         "install-unit": cmd_install_unit,
+        "report": cmd_report,
+        "incidents": cmd_incidents,
     }
     try:
         return commands[args.command](args, _settings(args))
@@ -248,12 +279,16 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _reference(year: int | None) -> datetime | None:
+    if year is None:
+        return None
+    if not 1970 <= year <= 9999:
+        raise UsageError(f"--year {year}: out of range")
+    return datetime(year, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    reference = None
-    if args.year is not None:
-        if not 1970 <= args.year <= 9999:
-            raise UsageError(f"--year {args.year}: out of range")
-        reference = datetime(args.year, 12, 31, 23, 59, 59, tzinfo=UTC)
+    reference = _reference(args.year)
     return _replay(
         args.files,
         settings=settings,
@@ -266,18 +301,25 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
-def _replay(
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    pipeline: Pipeline
+    inputs: list[report.InputInfo]
+    planned: list[Any]
+    tz: tzinfo
+
+
+def _run_replay(
     names: Sequence[str],
     *,
     labels: Sequence[str] | None = None,
     settings: Settings,
     rules: Sequence[LoadedRule],
-    as_json: bool,
     reference: datetime | None,
     tz_name: str,
     progress: bool,
-    out: TextIO,
-) -> int:
+) -> Replayed:
+    """Feed the inputs through a pipeline whose actions go to the dry-run responder."""
     try:
         tz = clock.zone(tz_name)
     except ValueError as exc:
@@ -301,12 +343,117 @@ def _replay(
     for inp, label in zip(inputs, labels or names, strict=True):
         lines = _feed(pipeline, inp, label, progress)
         infos.append(report.InputInfo(label, lines))
-    verdict = report.build(pipeline, infos, responder.planned, tz)
+    return Replayed(pipeline, infos, list(responder.planned), tz)
+
+
+def _replay(
+    names: Sequence[str],
+    *,
+    labels: Sequence[str] | None = None,
+    settings: Settings,
+    rules: Sequence[LoadedRule],
+    as_json: bool,
+    reference: datetime | None,
+    tz_name: str,
+    progress: bool,
+    out: TextIO,
+) -> int:
+    r = _run_replay(
+        names,
+        labels=labels,
+        settings=settings,
+        rules=rules,
+        reference=reference,
+        tz_name=tz_name,
+        progress=progress,
+    )
+    verdict = report.build(r.pipeline, r.inputs, r.planned, r.tz)
     if as_json:
         out.write(json.dumps(verdict, indent=2, ensure_ascii=False) + "\n")
     else:
         out.write(report.render_text(verdict))
     return EXIT_TRIPPED if verdict["tripped"] else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from watcher import incident
+
+    r = _run_replay(
+        args.files,
+        settings=settings,
+        rules=_load_rules(settings, args.rules),
+        reference=_reference(args.year),
+        tz_name=args.timezone if args.timezone is not None else settings.timezone,
+        progress=not args.no_progress,
+    )
+    rule = args.rule or incident.tripping_rule(r.pipeline)
+    if rule is None:
+        sys.stdout.write("No rule tripped: nothing to report (name one with --rule).\n")
+        return EXIT_OK
+    try:
+        data = incident.incident_data_from_replay(
+            r.pipeline, rule, r.tz, config_directory=settings.postfix.config_directory
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.out is not None:
+        try:
+            written = incident.write_incident(args.out, data)
+        except OSError as exc:
+            raise UsageError(f"{args.out}: {exc.strerror or exc}") from exc
+        for path in written:
+            sys.stderr.write(f"wrote {path}\n")
+    if args.json:
+        sys.stdout.write(
+            json.dumps(incident.render_json(data), indent=2, ensure_ascii=False) + "\n"
+        )
+    else:
+        sys.stdout.write(incident.render_markdown(data))
+    return EXIT_TRIPPED if data.trip is not None else EXIT_OK
+
+
+def _write_incident(data: Any, as_json: bool) -> None:
+    from watcher import incident
+
+    if as_json:
+        text = json.dumps(incident.render_json(data), indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = incident.render_markdown(data)
+    sys.stdout.write(text)
+
+
+def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
+    from watcher import incident
+
+    folder = settings.state_dir / "incidents"
+    if args.id is None:
+        found = incident.list_incidents(folder)
+        if not found:
+            sys.stdout.write(f"no incidents in {folder}\n")
+        for path, data, reason in found:
+            if data is None:
+                sys.stdout.write(f"{path.name}  (unreadable: {reason})\n")
+                continue
+            when = data.trip.time if data.trip is not None else "-"
+            sys.stdout.write(
+                f"{path.name}  {data.rule}  tripped {when}  {data.matches_total:,} matched  "
+                f"{len(data.held)} held\n"
+            )
+        return EXIT_OK
+    if "/" in args.id or args.id in (".", "..") or not args.id.strip():
+        raise UsageError(f"incidents show {args.id!r}: not an incident ID")
+    path = folder / args.id
+    try:
+        data = incident.load_incident(path)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: {exc}") from exc
+    if args.json:
+        sys.stdout.write(
+            json.dumps(incident.render_json(data), indent=2, ensure_ascii=False) + "\n"
+        )
+    else:
+        sys.stdout.write(incident.render_markdown(data))
+    return EXIT_OK
 
 
 def _feed(pipeline: Pipeline, inp: ReplayInput, label: str, progress: bool) -> int:

@@ -80,6 +80,15 @@ class CommandSettings(_Section):
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
 
 
+class MetricsSettings(_Section):
+    enabled: bool = Field(default=False, description="serve Prometheus metrics")
+    address: str = Field(default="127.0.0.1", description="listen address (loopback by default)")
+    port: Annotated[int, Field(ge=1, le=65535)] = 9158
+    allow_remote: bool = Field(
+        default=False, description="allow a non-loopback address (put a firewall in front)"
+    )
+
+
 class Settings(_Section):
     state_dir: Path = DEFAULT_STATE_DIR
     timezone: str = Field("", description="zone of year-less syslog timestamps; '' = the host's")
@@ -93,6 +102,7 @@ class Settings(_Section):
     fetchmail: FetchmailSettings = FetchmailSettings()
     notify: NotifySettings = NotifySettings()
     command: CommandSettings = CommandSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 class ConfigError(Exception):

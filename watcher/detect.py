@@ -159,6 +159,10 @@ class Detector:
             if kept is not None and kept[0] == rule.window:
                 self._compiled[i] = (rule, pred, kept[1])
 
+    def window_counts(self, now: int) -> dict[str, int]:
+        """Per rule, its window's count at ``now`` (for grouped rules: the largest group's)."""
+        return {rule.name: counter.max_count(now) for rule, _, counter in self._compiled}
+
     def wants_for_senders(self) -> tuple[bool, bool, bool]:
         """For plain deliveries: are null, other and unknown senders counted by some rule?"""
         w = self._want_any

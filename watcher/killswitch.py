@@ -21,9 +21,10 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watcher.config import Settings
 from watcher.decide import Action
@@ -49,9 +50,13 @@ from watcher.responders.process import FetchmailResponder
 from watcher.rules import ActionKind
 from watcher.state import StateError, atomic_write_json, ensure_state_dir, read_json
 
+if TYPE_CHECKING:
+    from watcher.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 LATCH_FILE = "latch.json"
+REPORT_REWRITE_SECONDS = 10.0  # then the lines logged up to the freeze have been read
 LOCK_FILE = "latch.lock"
 ORDER = ("freeze-postfix", "hold-bounces", "stop-fetchmail", "command", "notify")
 MANUAL = "manual"
@@ -162,6 +167,8 @@ class KillSwitch:
         wall: Callable[[], float] = time.time,
         hostname: str | None = None,
         sweep_every: float = 5.0,
+        keepalive: Callable[[], object] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -174,6 +181,9 @@ class KillSwitch:
         self.host = hostname if hostname is not None else socket.gethostname().split(".")[0]
         self._sweep_every = sweep_every
         self._last_sweep = 0.0
+        self._keepalive = keepalive
+        self.metrics = metrics
+        self._rewrite_at: float | None = None
         self.pipeline: Pipeline | None = None  # set by whoever builds both
 
     # -- from the pipeline -------------------------------------------------------
@@ -261,7 +271,12 @@ class KillSwitch:
             the_incident = incident_from_json(latch["incident"])
         todo = [k for k in ORDER if k in {a.kind for a in actions} and k not in done]
         by_kind = {a.kind: a for a in actions}
+        if not done and self.metrics is not None:
+            self.metrics.record_trip(incident.rule)
         for kind in todo:
+            if kind == "notify":  # the page names the report and carries its top
+                the_incident = self.write_report(the_incident, where)
+            self._keepalive()
             outcome = self._run(kind, by_kind[kind], the_incident)
             with self.store.locked() as latch:
                 latch["actions"] = [*latch["actions"], outcome_to_json(outcome, self._wall())]
@@ -269,7 +284,39 @@ class KillSwitch:
                     held = outcome.details.get("held")
                     if isinstance(held, list):
                         latch["held"] = sorted({*latch["held"], *map(str, held)})
+            if self.metrics is not None:
+                self.metrics.record_outcome(kind, outcome.ok)
             (log.info if outcome.ok else log.error)("%s: %s", kind, outcome.summary)
+        if todo:
+            self.write_report(the_incident, where)
+            self._rewrite_at = self._wall() + REPORT_REWRITE_SECONDS
+
+    def write_report(self, incident: Incident, where: Where | None) -> Incident:
+        """Write the incident folder from the pipeline and the latch; the incident, now
+        naming its folder. A failure is logged: a report never stops a trip."""
+        from watcher import incident as reports
+
+        folder = self.store.state_dir / "incidents" / incident.id
+        try:
+            latch = self.store.read()
+            tz = self.pipeline.parser.tz if self.pipeline is not None else UTC
+            cfg = self.settings.postfix.config_directory
+            p = self.pipeline
+            if p is not None and incident.rule in p.summaries:
+                window = p.summaries[incident.rule].rule.window.seconds
+                anchor = where.time if where is not None else p.last_time or 0
+                since = anchor - int(max(window, 600) * 1_000_000)
+                data = reports.incident_data_from_replay(
+                    p, incident.rule, tz, latch=latch, config_directory=cfg, since_us=since
+                )
+            else:
+                data = reports.incident_data_from_latch(latch, tz, config_directory=cfg)
+            reports.write_incident(folder, data)
+            summary = tuple(reports.summary_lines(data)[:6])
+        except (OSError, ValueError, KeyError, StateError):
+            log.exception("could not write the incident report in %s", folder)
+            return incident
+        return replace(incident, report_dir=str(folder), report_summary=summary)
 
     def _run(self, kind: str, action: Action, incident: Incident) -> Outcome:
         responder = self.responders.get(kind)
@@ -308,6 +355,10 @@ class KillSwitch:
             # tripped by another process (stormwatch trip), or before a restart
             decider.restore({}, {a["kind"] for a in latch.get("actions", ())} | {"notify"})
         now = self._wall()
+        if self._rewrite_at is not None and now >= self._rewrite_at:
+            # lines logged between the trip and the freeze were read since: add them
+            self._rewrite_at = None
+            self.write_report(incident_from_json(latch["incident"]), None)
         if self._hold_sweep is not None and now - self._last_sweep >= self._sweep_every:
             self._last_sweep = now
             self._sweep()
@@ -339,7 +390,13 @@ class KillSwitch:
 # -- building it, and undoing it ------------------------------------------------------
 
 
-def build(settings: Settings, notifier: Notifier) -> KillSwitch:
+def build(
+    settings: Settings,
+    notifier: Notifier,
+    *,
+    keepalive: Callable[[], object] = lambda: None,
+    metrics: Metrics | None = None,
+) -> KillSwitch:
     """The kill switch with the real responders."""
     control = PostfixControl(settings.postfix.config_directory)
     hold = HoldResponder(settings, control)
@@ -351,6 +408,8 @@ def build(settings: Settings, notifier: Notifier) -> KillSwitch:
         hold_sweep=hold.sweep,
         reminder=lambda i, since, held: render_reminder(i, since, held_count=held),
         warning=render_warning,
+        keepalive=keepalive,
+        metrics=metrics,
     )
     switch.responders.update(
         {

@@ -7,7 +7,7 @@ actions are handed to.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -38,6 +38,17 @@ class Where:
     time: int
 
 
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A counted line, with what the queue-ID join knew: the envelope sender ("?" when
+    unknown) and the destination domain (for a bounce notice: where the bounce goes)."""
+
+    where: Where
+    qid: str
+    domain: str
+    sender: str
+
+
 @dataclass(slots=True)
 class RuleSummary:
     """Everything one rule saw; the report is built from these."""
@@ -53,8 +64,8 @@ class RuleSummary:
     by_domain: Counter[str] = field(default_factory=Counter)
     by_sender: Counter[str] = field(default_factory=Counter)
     transports: Counter[str] = field(default_factory=Counter)
-    evidence: list[Where] = field(default_factory=list)
-    evidence_dropped: int = 0
+    evidence: deque[Evidence] = field(default_factory=deque)  # the last evidence_cap lines
+    evidence_dropped: int = 0  # older lines no longer kept
 
 
 @dataclass(slots=True)
@@ -95,7 +106,7 @@ class Pipeline:
         self.on_actions = on_actions
         self.on_loss = on_loss
         self.evidence_cap = evidence_cap
-        self.summaries = {r.name: RuleSummary(r) for r in detector.rules}
+        self.summaries = {r.name: self._summary(r) for r in detector.rules}
         self.actions: list[tuple[Action, Where]] = []
         self.loss = LossSummary()
         self.events = 0
@@ -129,6 +140,9 @@ class Pipeline:
             on_loss=on_loss,
         )
 
+    def _summary(self, rule: Rule) -> RuleSummary:
+        return RuleSummary(rule, evidence=deque(maxlen=self.evidence_cap))
+
     def replace_rules(self, rules: Sequence[Rule], content_filters: Iterable[str]) -> None:
         """Swap in reloaded rules; windows, latch and summaries of kept rules survive."""
         detector = Detector(rules, content_filters=content_filters)
@@ -136,7 +150,7 @@ class Pipeline:
         self.detector = detector
         self.decider.replace_rules(rules)
         self.summaries = {
-            r.name: self.summaries.get(r.name) or RuleSummary(r) for r in detector.rules
+            r.name: self.summaries.get(r.name) or self._summary(r) for r in detector.rules
         }
         for r in detector.rules:
             self.summaries[r.name].rule = r
@@ -289,14 +303,15 @@ class Pipeline:
             s.first = where
         s.last = where
         fact = hit.fact
-        s.by_domain[_destination(fact)] += 1
-        s.by_sender[fact.sender if fact.sender is not None else "?"] += 1
+        domain = _destination(fact)
+        sender = fact.sender if fact.sender is not None else "?"
+        s.by_domain[domain] += 1
+        s.by_sender[sender] += 1
         if isinstance(fact.event, Delivery):
             s.transports[fact.event.transport] += 1
-        if len(s.evidence) < self.evidence_cap:
-            s.evidence.append(where)
-        else:
+        if len(s.evidence) == s.evidence.maxlen:
             s.evidence_dropped += 1
+        s.evidence.append(Evidence(where, fact.event.qid, domain, sender))
         if self.switch_tripped is not None:
             s.after_switch += 1
         was_tripped = self.decider.is_tripped(hit.rule.name)

@@ -20,13 +20,14 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from watcher import clock
 from watcher.config import Settings
 from watcher.daemon import Watcher
 from watcher.decide import Action
 from watcher.events import LogLoss
+from watcher.metrics import Metrics, MetricsServer, rule_status
 from watcher.parse import Parser
 from watcher.pipeline import Pipeline, Where
 from watcher.responders.dryrun import DryRunResponder
@@ -113,8 +114,11 @@ def run(
     sd = notify if notify is not None else SystemdNotify()
     pinger = WatchdogPinger(sd)
     parser = Parser(reference=clock.now(), tz=clock.zone(settings.timezone))
+    metrics, server = _metrics(settings)
     build = _live if not options.dry_run else _dry
-    pipeline, on_tick, on_stop, apply_settings = build(settings, rules, parser, options)
+    pipeline, on_tick, on_stop, apply_settings = build(
+        settings, rules, parser, options, sd, metrics
+    )
     watcher: Watcher
 
     def tick() -> None:
@@ -124,6 +128,8 @@ def run(
             _reload(reload, pipeline, apply_settings, sd)
         on_tick()
         st = watcher.status()
+        if metrics is not None:
+            metrics.update_from_status(st)
         sd.status(
             f"{st['state']}, {st['lines_per_second']} lines/s, "
             f"last event {st['last_event_time'] or 'none yet'}"
@@ -132,6 +138,8 @@ def run(
     def stopping() -> None:
         sd.stopping()
         on_stop()
+        if server is not None:
+            server.close()
 
     watcher = Watcher(
         pipeline,
@@ -141,6 +149,7 @@ def run(
         on_ready=sd.ready,
         on_stop=stopping,
         status_every=2.0,
+        extra_status=lambda: _extra_status(pipeline, settings),
     )
     mode = "dry run: " if options.dry_run else ""
     log.warning("watching (%s%s)", mode, ", ".join(s.name for s in sources))
@@ -154,7 +163,35 @@ def run(
 Built = tuple[Pipeline, Callable[[], None], Callable[[], None], Callable[[Settings], None]]
 
 
-def _dry(settings: Settings, rules: Sequence[Rule], parser: Parser, options: RunOptions) -> Built:
+def _metrics(settings: Settings) -> tuple[Metrics | None, MetricsServer | None]:
+    if not settings.metrics.enabled:
+        return None, None
+    m = Metrics()
+    cfg = settings.metrics
+    server = m.serve(cfg.address, cfg.port, allow_remote=cfg.allow_remote)
+    log.warning("metrics on %s", server.url)
+    return m, server
+
+
+def _extra_status(pipeline: Pipeline, settings: Settings) -> dict[str, Any]:
+    from watcher.killswitch import LatchStore
+    from watcher.state import StateError
+
+    try:
+        held = len(LatchStore(settings.state_dir).read().get("held", ()))
+    except StateError:
+        held = 0
+    return {"rules": rule_status(pipeline), "held": held}
+
+
+def _dry(
+    settings: Settings,
+    rules: Sequence[Rule],
+    parser: Parser,
+    options: RunOptions,
+    sd: SystemdNotify,
+    metrics: Metrics | None,
+) -> Built:
     printer = DryRunPrinter(settings, sys.stdout)
     pipeline = Pipeline.build(
         rules,
@@ -172,14 +209,21 @@ def _dry(settings: Settings, rules: Sequence[Rule], parser: Parser, options: Run
     return pipeline, lambda: None, lambda: None, apply
 
 
-def _live(settings: Settings, rules: Sequence[Rule], parser: Parser, options: RunOptions) -> Built:
+def _live(
+    settings: Settings,
+    rules: Sequence[Rule],
+    parser: Parser,
+    options: RunOptions,
+    sd: SystemdNotify,
+    metrics: Metrics | None,
+) -> Built:
     from watcher import killswitch
     from watcher.responders.notify import Notifier, render_log_loss
 
     notifier = Notifier.from_settings(settings.notify, options.notify_urls)
     for problem in notifier.problems:
         log.warning("notify: %s", problem)
-    switch = killswitch.build(settings, notifier)
+    switch = killswitch.build(settings, notifier, keepalive=sd.watchdog, metrics=metrics)
 
     def on_loss(ev: LogLoss, where: Where) -> None:
         warn_log_loss(ev, where)
@@ -207,7 +251,7 @@ def _live(settings: Settings, rules: Sequence[Rule], parser: Parser, options: Ru
         fresh.start()
         current[0].stop(timeout=5)
         current[0] = fresh
-        rebuilt = killswitch.build(new, fresh)
+        rebuilt = killswitch.build(new, fresh, keepalive=sd.watchdog, metrics=metrics)
         rebuilt.pipeline = pipeline
         pipeline.on_actions = rebuilt.on_actions
         nonlocal switch

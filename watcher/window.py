@@ -59,6 +59,10 @@ class SlidingCounter:
         horizon = now - self.length
         return sum(1 for t in q if horizon < t <= now)
 
+    def max_count(self, now: int) -> int:
+        """The largest group's count in the window ending at ``now``."""
+        return max((self.count(now, key) for key in self._groups), default=0)
+
     def first(self, key: str = "") -> int | None:
         """Time of the oldest event still held for ``key``."""
         q = self._groups.get(key)

@@ -198,6 +198,22 @@ def test_storm_through_fetchmail_is_stopped_paged_held_and_rearmed(
         escaped = sink.bounces()
         assert len(escaped) == len({bounce_of[q] for q in looped if q in bounce_of} & sent)
         assert len(escaped) < len(looped)
+        # The incident folder: the report names the trip, and (once rewritten with the
+        # lines logged up to the freeze) counts exactly the bounces the sink received.
+        folder = state / "incidents" / incident["id"]
+        assert {p.name for p in folder.iterdir()} >= {
+            "report.md", "report.json", "timeline.svg", "evidence.log"
+        }  # fmt: skip
+        assert str(folder) in message
+
+        def backscatter_in_report() -> int | None:
+            report = json.loads((folder / "report.json").read_text())
+            others = {o["name"]: o for o in report["other_rules"]}
+            n = others["backscatter"]["matches"]
+            return n if n == len(escaped) else None
+
+        wait_for(backscatter_in_report, 30, "the report to count the escaped bounces",
+                 seen=lambda: (folder / "report.json").read_text()[:300])  # fmt: skip
         # the latch records what it held
         assert {e["queue_id"] for e in held} <= set(latch(state)["held"])
     finally:

@@ -30,6 +30,8 @@ class Incident:
     trip_line: str  # that line, verbatim
     top_domains: tuple[tuple[str, int], ...] = ()
     host: str = ""
+    report_dir: str = ""  # the incident folder (report.md, report.json, timeline.svg, ...)
+    report_summary: tuple[str, ...] = ()  # the top of the report, for the page
 
 
 @dataclass(frozen=True, slots=True)

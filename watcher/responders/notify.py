@@ -138,7 +138,13 @@ def render_page(incident: Incident, outcomes: Sequence[Outcome]) -> tuple[str, s
         )
     else:
         body.append("  (no action has reported yet)")
-    body += ["", "The line that tripped it, verbatim:", _line(incident.trip_line), "", REARM]
+    body += ["", "The line that tripped it, verbatim:", _line(incident.trip_line)]
+    if incident.report_summary or incident.report_dir:
+        body += ["", "Report:"]
+        body += [f"  {plain(line)}" for line in incident.report_summary]
+        if incident.report_dir:
+            body.append(f"  Full report: {plain(incident.report_dir)}/report.md")
+    body += ["", REARM]
     return title, "\n".join(body)
 
 

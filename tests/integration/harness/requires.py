@@ -24,6 +24,7 @@ _EXTRA_PATH = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
 # Debian package that brings each program, for the skip/fail reason.
 PACKAGES: dict[str, str] = {
+    "rsvg-convert": "librsvg2-bin",
     "postfix": "postfix",
     "postconf": "postfix",
     "postalias": "postfix",
