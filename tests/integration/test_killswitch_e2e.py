@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import pytest
 from tests.integration.harness.fetchmail import FetchmailDaemon
 from tests.integration.harness.pop3 import DovecotPop3
 from tests.integration.harness.postfix import PostfixInstance
+from tests.integration.harness.procs import free_port
 from tests.integration.harness.requires import wait_for
 from tests.integration.harness.sink import SmtpSink
 from tests.integration.harness.webhook import Webhook
@@ -33,10 +35,16 @@ from tests.integration.harness.webhook import Webhook
 STORM = 40  # list posts waiting on the POP3 server
 
 
-def write_config(path: Path, state: Path, postfix: PostfixInstance, hook: Webhook) -> Path:
+def write_config(
+    path: Path, state: Path, postfix: PostfixInstance, hook: Webhook, metrics_port: int
+) -> Path:
     path.write_text(
         f"""\
 state_dir = "{state}"
+
+[metrics]
+enabled = true
+port = {metrics_port}
 
 [postfix]
 config_directory = "{postfix.config_dir}"
@@ -116,7 +124,8 @@ def test_storm_through_fetchmail_is_stopped_paged_held_and_rearmed(
     main_cf = postfix.config_dir / "main.cf"
     original_main_cf = main_cf.read_bytes()
     state = root / "state"
-    config = write_config(root / "stormwatch.toml", state, postfix, webhook)
+    metrics_port = free_port()
+    config = write_config(root / "stormwatch.toml", state, postfix, webhook, metrics_port)
     assert stormwatch("check-config", "--config", str(config)).returncode == 0
 
     watcher = watcher_process("--config", str(config), "--source", f"file:{postfix.log_path}")
@@ -214,6 +223,23 @@ def test_storm_through_fetchmail_is_stopped_paged_held_and_rearmed(
 
         wait_for(backscatter_in_report, 30, "the report to count the escaped bounces",
                  seen=lambda: (folder / "report.json").read_text()[:300])  # fmt: skip
+
+        # The metrics endpoint, scraped over loopback while tripped.
+        def scrape() -> str | None:
+            url = f"http://127.0.0.1:{metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as r:
+                text: str = r.read().decode()
+            return text if "stormwatch_tripped 1.0" in text else None
+
+        metrics = wait_for(scrape, 20, "the metrics to show the trip")
+        assert metrics is not None
+        assert 'stormwatch_trips_total{rule="forwarding-loop"} 1.0' in metrics
+        assert (
+            'stormwatch_responder_outcomes_total{kind="freeze-postfix",result="ok"} 1.0' in metrics
+        )
+        lines_read = re.search(r"^stormwatch_lines_read_total (\S+)$", metrics, re.MULTILINE)
+        assert lines_read is not None
+        assert float(lines_read.group(1)) > 0
         # the latch records what it held
         assert {e["queue_id"] for e in held} <= set(latch(state)["held"])
     finally:
