@@ -499,7 +499,7 @@ def _feed_parallel(pipeline: Pipeline, path: str, label: str, workers: int, bar:
     """Scan a large plain file in worker processes; join and decide here, in order."""
     lineno = 1
     cached: dict[int, str] = {}
-    for start, end, n_lines, events in scan_parallel(path, workers):
+    for start, end, scanned in scan_parallel(path, workers, pipeline.detector.collapsible):
 
         def fetch(pos: int, start: int = start, end: int = end) -> tuple[str, int]:
             if start not in cached:  # a delivery the scanner left out: read its block again
@@ -507,8 +507,8 @@ def _feed_parallel(pipeline: Pipeline, path: str, label: str, workers: int, bar:
                 cached[start] = read_range(path, start, end)
             return line_at(cached[start], pos)
 
-        pipeline.apply(events, n_lines, label, lineno, fetch)
-        lineno += n_lines
+        pipeline.apply(scanned, label, lineno, fetch)
+        lineno += scanned[0]
         if bar is not None:
             bar.update(end - bar.n)
     return lineno - 1

@@ -150,6 +150,8 @@ class Detector:
             r for r in self.rules if r.match.event == "forwarding-loop"
         )
         self.wants_loops = bool(self._want_loop)
+        # no rule counts deliveries of mail with a known, non-null sender
+        self.collapsible = "non-null" not in self._want_any and "unknown" not in self._want_any
 
     def adopt_windows(self, old: Detector) -> None:
         """After a reload: keep the counts of rules whose window did not change."""

@@ -25,7 +25,7 @@ from watcher.events import (
 )
 from watcher.parse import Parser
 from watcher.rules import Rule
-from watcher.scanner import DELIVERY, REMOVED, SENDER, scan_block
+from watcher.scanner import DELIVERY, REMOVED, SENDER, Scanned, scan_block
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,14 +177,13 @@ class Pipeline:
 
     def run_text(self, text: str, source: str, start: int = 1) -> int:
         """Feed a block of whole lines; return how many lines it held."""
-        n_lines, events = scan_block(text)
-        self.apply(events, n_lines, source, start, lambda pos: line_at(text, pos))
-        return n_lines
+        scanned = scan_block(text, self.detector.collapsible)
+        self.apply(scanned, source, start, lambda pos: line_at(text, pos))
+        return scanned[0]
 
     def apply(
         self,
-        events: Sequence[tuple[object, ...]],
-        n_lines: int,
+        scanned: Scanned,
         source: str,
         start: int,
         fetch: Callable[[int], tuple[str, int]],
@@ -198,8 +197,14 @@ class Pipeline:
         Queue IDs are not validated here: a malformed one is only ever a
         key, and the parser checks any line a rule could count.
         """
+        n_lines, events, collapsed, first_ts, last_ts = scanned
         parser = self.parser
         parser.stats.lines += n_lines
+        self.events += collapsed
+        for ts in (first_ts, last_ts):
+            t = parser.timestamp(ts) if ts else None
+            if t is not None:
+                self._saw(t)
         corr = self.correlator
         forget, note_sender, sender_of = corr.forget, corr.note_sender, corr.sender_of
         timestamp = parser.timestamp
@@ -209,7 +214,6 @@ class Pipeline:
         parse = parser.parse_known
         feed = self.feed_event
         count = 0
-        earliest = latest = -1
         for ev in events:
             kind = ev[0]
             if kind == REMOVED:
@@ -221,10 +225,6 @@ class Pipeline:
                 if time is not None:
                     note_sender(ev[1], ev[2], time)  # type: ignore[arg-type]
                     count += 1
-                    if time > latest:
-                        latest = time
-                    if earliest < 0:
-                        earliest = time
                     continue
                 # a bad timestamp: the per-line parser counts it
                 line, lineno = fetch(ev[4])  # type: ignore[arg-type]
@@ -248,9 +248,6 @@ class Pipeline:
                 count = 0
                 feed(parsed, source, start + lineno, line)
         self.events += count
-        if latest >= 0:
-            self._saw(earliest)
-            self._saw(latest)
 
     def feed_event(self, ev: AnyEvent, source: str, lineno: int, line: str) -> None:
         """One parsed event (from a block, or a journal record) through the stages."""

@@ -36,7 +36,7 @@ OTHER: Final = 3
 # a bounce notice's new queue ID: that message has the null sender
 _CHILD_RE = re.compile(r" notification: ([0-9A-Za-z]{6,38})$", re.MULTILINE)
 
-Scanned = tuple[int, list[tuple[object, ...]]]
+Scanned = tuple[int, list[tuple[object, ...]], int, str, str]
 
 
 def timestamp_text(text: str, line_start: int) -> str:
@@ -48,37 +48,71 @@ def timestamp_text(text: str, line_start: int) -> str:
     return text[line_start : line_start + 15]
 
 
-def scan_block(text: str) -> Scanned:
-    """``(number of lines, events)`` for a block of whole lines (the last may lack "\\n")."""
-    out: list[tuple[object, ...]] = []
+def scan_block(text: str, collapse: bool = True) -> Scanned:
+    """``(lines, events, collapsed, first_ts, last_ts)`` for a block of whole lines.
+
+    With ``collapse`` (when no rule counts deliveries of ordinary mail), a
+    message whose whole life is in the block — qmgr's ``from=<sender>`` with a
+    sender, its deliveries, ``removed`` — and that no bounce notice or loop
+    involves, leaves only its ``removed``: that is all it changes in the
+    queue-ID join. ``collapsed`` counts the events so left out; ``first_ts``/``last_ts``
+    are the block's first and last qmgr timestamps (for the log's time span).
+    """
+    out: list[tuple[object, ...] | None] = []
     append = out.append
     rfind, find = text.rfind, text.find
     local_null: set[str] = set()
+    pending: dict[str, int] = {}  # qid -> index of its SENDER event, while it may collapse
+    collapsed = 0
+    first_ts = last_ts = ""
     counted_pos, counted_line = 0, 0
     for m in SCAN_RE.finditer(text):
         kind = m.lastgroup
         qid = m.group(1)
         at = m.start()
         if kind == "removed":
+            mine = pending.pop(qid, None)
+            if mine is not None:  # born and gone in this block: only "gone" is news
+                out[mine] = None
+                collapsed += 1
             append((REMOVED, qid, at))
             continue
+        if kind == "to":
+            end = find("\n", at)
+            if end < 0:
+                end = len(text)
+            is_loop = find(LOOP_MARKER, at, end) >= 0
+            if not is_loop and qid not in local_null:
+                collapsed += 1  # a delivery no rule counts is an event all the same
+                if qid not in pending:
+                    append((DELIVERY, qid, at, None, -1, False))
+                    collapsed -= 1  # ... counted by apply instead
+                continue
         line_start = rfind("\n", 0, at) + 1
         if kind == "from":
             if find("/qmgr[", line_start, at) < 0:
                 continue  # another program's "from=<": not an event
             sender = m.group(2)
+            if text[line_start + 15 : line_start + 16] == " ":
+                ts = text[line_start : line_start + 15]  # classic: the common case
+            else:
+                ts = timestamp_text(text, line_start)
+            last_ts = ts
+            if not first_ts:
+                first_ts = ts
             if not sender:
                 local_null.add(qid)
-            append((SENDER, qid, sender, timestamp_text(text, line_start), at))
+            elif collapse:
+                if qid in pending:  # seen twice in one block: keep both
+                    del pending[qid]
+                else:
+                    pending[qid] = len(out)
+            append((SENDER, qid, sender, ts, at))
             continue
         end = find("\n", at)
         if end < 0:
             end = len(text)
-        if kind == "to":
-            is_loop = find(LOOP_MARKER, at, end) >= 0
-            if qid not in local_null and not is_loop:
-                append((DELIVERY, qid, line_start, None, -1, False))
-                continue
+        pending.pop(qid, None)  # a loop or a bounce notice involves it: keep its events
         counted_line += text.count("\n", counted_pos, line_start)
         counted_pos = line_start
         line = text[line_start:end]
@@ -89,12 +123,14 @@ def scan_block(text: str) -> Scanned:
             child = _CHILD_RE.search(line)
             if child is not None:
                 local_null.add(child.group(1))
+                pending.pop(child.group(1), None)
     n_lines = counted_line + text.count("\n", counted_pos)
     if text and not text.endswith("\n"):
         n_lines += 1
+    events = [e for e in out if e is not None]
     if any(marker in text for marker in LOSS_MARKERS):
-        out = _merge_losses(text, out)
-    return n_lines, out
+        events = _merge_losses(text, events)
+    return n_lines, events, collapsed, first_ts, last_ts
 
 
 def _merge_losses(text: str, events: list[tuple[object, ...]]) -> list[tuple[object, ...]]:

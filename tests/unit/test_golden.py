@@ -76,8 +76,8 @@ def test_parallel_scan_of_a_large_file_gives_the_same_verdict(
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     ranges: list[int] = []
 
-    def counting(path: str, workers: int) -> Iterator[ScannedRange]:
-        for scanned in scan_parallel(path, workers):
+    def counting(path: str, workers: int, collapse: bool) -> Iterator[ScannedRange]:
+        for scanned in scan_parallel(path, workers, collapse):
             ranges.append(scanned[0])
             yield scanned
 

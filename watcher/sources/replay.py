@@ -13,7 +13,10 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
+
+if TYPE_CHECKING:
+    from watcher.scanner import Scanned
 
 BLOCK = 1 << 20  # 1 MiB: big enough to amortise, small for memory
 GZIP_MAGIC = b"\x1f\x8b"
@@ -97,7 +100,7 @@ class ReplayInput:
 PARALLEL_MIN_BYTES = 16 << 20
 RANGE_BYTES = 2 << 20
 
-ScannedRange = tuple[int, int, int, list[tuple[object, ...]]]  # start, end, lines, events
+ScannedRange = tuple[int, int, "Scanned"]  # start, end, what scan_block found
 
 
 def line_ranges(path: str, size: int, span: int | None = None) -> list[tuple[int, int]]:
@@ -121,21 +124,20 @@ def read_range(path: str, start: int, end: int) -> str:
         return f.read(end - start).decode("utf-8", "replace")
 
 
-def _scan_range(job: tuple[str, int, int]) -> ScannedRange:
+def _scan_range(job: tuple[str, int, int, bool]) -> ScannedRange:
     """Worker: scan one byte range of a file (runs in a child process)."""
     from watcher.scanner import scan_block
 
-    path, start, end = job
-    n_lines, events = scan_block(read_range(path, start, end))
-    return start, end, n_lines, events
+    path, start, end, collapse = job
+    return start, end, scan_block(read_range(path, start, end), collapse)
 
 
-def scan_parallel(path: str, workers: int) -> Iterator[ScannedRange]:
+def scan_parallel(path: str, workers: int, collapse: bool) -> Iterator[ScannedRange]:
     """Scanned ranges of ``path``, in file order, scanned by ``workers`` processes."""
     import multiprocessing
 
     size = Path(path).stat().st_size
-    jobs = [(path, s, e) for s, e in line_ranges(path, size)]
+    jobs = [(path, s, e, collapse) for s, e in line_ranges(path, size)]
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers) as pool:
         yield from pool.imap(_scan_range, jobs, chunksize=1)
