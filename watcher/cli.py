@@ -331,12 +331,10 @@ def _run_replay(
     if reference is None:
         reference = inputs[0].mtime() or clock.now()
     responder = DryRunResponder(settings)
-    pipeline = Pipeline.build(
+    pipeline = Pipeline.from_settings(
         [r.rule for r in rules],
         Parser(reference=reference, tz=tz),
-        content_filters=settings.content_filters,
-        max_open=settings.correlate.max_open,
-        ttl_seconds=settings.correlate.ttl_seconds,
+        settings,
         on_actions=responder,
     )
     infos: list[report.InputInfo] = []

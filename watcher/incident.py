@@ -58,13 +58,11 @@ key                    meaning
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
 import shlex
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -79,7 +77,7 @@ from watcher.detect import recipient_domain
 from watcher.events import MICROS
 from watcher.parse import QID_RE
 from watcher.pipeline import Pipeline, Where
-from watcher.state import DIR_MODE, FILE_MODE, atomic_write_json, ensure_state_dir
+from watcher.state import DIR_MODE, atomic_write_bytes, atomic_write_json, ensure_state_dir
 
 SCHEMA = 1
 MANUAL = "manual"  # the rule name of a trip by hand (as in watcher.killswitch)
@@ -1271,28 +1269,6 @@ def render_evidence(data: IncidentData) -> str:
     return "".join(f"{m.text}\n" for m in data.matches)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """As :func:`watcher.state.atomic_write_json`, for text: tmp, fsync, rename, fsync dir."""
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            os.fchmod(tmp.fileno(), FILE_MODE)
-            tmp.write(text.encode("utf-8"))
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def write_incident(folder: Path, data: IncidentData) -> list[Path]:
     """Write the incident folder (mode 0700; files 0600), each file atomically.
 
@@ -1302,10 +1278,10 @@ def write_incident(folder: Path, data: IncidentData) -> list[Path]:
     ensure_state_dir(folder)
     os.chmod(folder, DIR_MODE)
     md, js, svg, ev = (folder / name for name in FILES)
-    _atomic_write_text(ev, render_evidence(data))
-    _atomic_write_text(svg, render_svg(data))
+    atomic_write_bytes(ev, render_evidence(data).encode())
+    atomic_write_bytes(svg, render_svg(data).encode())
     atomic_write_json(js, render_json(data))
-    _atomic_write_text(md, render_markdown(data))
+    atomic_write_bytes(md, render_markdown(data).encode())
     return [md, js, svg, ev]
 
 

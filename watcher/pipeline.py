@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from watcher.correlate import Correlator, Fact
 from watcher.decide import Action, Decider
@@ -25,6 +26,9 @@ from watcher.events import (
 )
 from watcher.parse import Parser
 from watcher.rules import Rule
+
+if TYPE_CHECKING:
+    from watcher.config import Settings
 from watcher.scanner import DELIVERY, REMOVED, SENDER, Scanned, scan_block
 
 
@@ -136,6 +140,27 @@ class Pipeline:
             Correlator(max_open=max_open, ttl_seconds=ttl_seconds),
             detector,
             Decider(rules),
+            on_actions=on_actions,
+            on_loss=on_loss,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        rules: Sequence[Rule],
+        parser: Parser,
+        settings: Settings,
+        *,
+        on_actions: ActionSink | None = None,
+        on_loss: LossSink | None = None,
+    ) -> Pipeline:
+        """:meth:`build` with the content filters and join limits of the settings."""
+        return cls.build(
+            rules,
+            parser,
+            content_filters=settings.content_filters,
+            max_open=settings.correlate.max_open,
+            ttl_seconds=settings.correlate.ttl_seconds,
             on_actions=on_actions,
             on_loss=on_loss,
         )

@@ -193,12 +193,10 @@ def _dry(
     metrics: Metrics | None,
 ) -> Built:
     printer = DryRunPrinter(settings, sys.stdout)
-    pipeline = Pipeline.build(
+    pipeline = Pipeline.from_settings(
         rules,
         parser,
-        content_filters=settings.content_filters,
-        max_open=settings.correlate.max_open,
-        ttl_seconds=settings.correlate.ttl_seconds,
+        settings,
         on_actions=printer,
         on_loss=warn_log_loss,
     )
@@ -230,12 +228,10 @@ def _live(
         title, body = render_log_loss(ev.lost, where.text, host=switch.host)
         notifier.send(title, body, "warning")
 
-    pipeline = Pipeline.build(
+    pipeline = Pipeline.from_settings(
         rules,
         parser,
-        content_filters=settings.content_filters,
-        max_open=settings.correlate.max_open,
-        ttl_seconds=settings.correlate.ttl_seconds,
+        settings,
         on_actions=switch.on_actions,
         on_loss=on_loss,
     )

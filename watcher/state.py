@@ -49,9 +49,14 @@ def ensure_state_dir(path: str | os.PathLike[str]) -> Path:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: object) -> None:
     """Replace ``path`` with ``obj`` as JSON, atomically and durably."""
+    atomic_write_bytes(path, (json.dumps(obj, sort_keys=True, ensure_ascii=False) + "\n").encode())
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace ``path`` with ``data``: a temporary file in the same directory, fsync,
+    rename, fsync of the directory; mode 0o600."""
     target = Path(path)
     directory = ensure_state_dir(target.parent)
-    data = (json.dumps(obj, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as tmp:
