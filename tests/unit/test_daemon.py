@@ -78,7 +78,7 @@ def test_lines_go_through_and_every_position_is_committed_once_at_the_end(tmp_pa
     watcher = Watcher(p, [src], state_dir=tmp_path, poll_timeout=0.05, commit_every=3600)
     _run(watcher, [src])
     assert p.switch_tripped is not None
-    assert p.switch_tripped.lineno == 16  # the third loop line: each message is 7 lines
+    assert p.switch_tripped.lineno == 9  # the second loop line: each message is 7 lines
     assert src.commits == [7, 70]  # the first batch at once, then (throttled) the last at the stop
     assert src.opened
     assert src.closed

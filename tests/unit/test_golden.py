@@ -36,7 +36,7 @@ def test_demo_incident_headline_figures(capsys: pytest.CaptureFixture[str]) -> N
     back = next(r for r in v["rules"] if r["name"] == "backscatter")
     assert back["matches"] == 1000
     assert back["by_domain"][:2] == [["groups.example.com", 787], ["lists.example.org", 155]]
-    # the switch trips on the third loop, before the first bounce is relayed out
+    # the switch trips on the second loop, before the first bounce is relayed out
     assert back["first"]["line"] > v["trip"]["line"]
     assert back["after_trip"] == 1000
 

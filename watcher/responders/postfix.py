@@ -85,6 +85,7 @@ class PostfixControl:
         self._run = run
         self._kill = kill
         self.timeout = timeout
+        self._queue_directory: str | None = None
 
     # -- commands --------------------------------------------------------------
 
@@ -158,7 +159,9 @@ class PostfixControl:
         return "postfix reload"
 
     def master_pid(self) -> int:
-        queue_dir = self.param("queue_directory")
+        if self._queue_directory is None:  # asked once: a freeze should not wait for it
+            self._queue_directory = self.param("queue_directory")
+        queue_dir = self._queue_directory
         text = (Path(queue_dir) / "pid" / "master.pid").read_text().strip()
         if not text.isdigit():
             raise ValueError(f"{queue_dir}/pid/master.pid: not a PID: {text[:20]!r}")
