@@ -77,6 +77,7 @@ from watcher.detect import recipient_domain
 from watcher.events import MICROS
 from watcher.parse import QID_RE
 from watcher.pipeline import Pipeline, Where
+from watcher.report import iso
 from watcher.state import DIR_MODE, atomic_write_bytes, atomic_write_json, ensure_state_dir
 
 SCHEMA = 1
@@ -178,7 +179,9 @@ class IncidentData:
 
 def us_to_iso(t: int, tz: tzinfo) -> str:
     """Microseconds since the epoch -> ISO 8601 in ``tz`` (exact: no float)."""
-    return (_EPOCH + timedelta(microseconds=t)).astimezone(tz).isoformat()
+    out = iso(t, tz)
+    assert out is not None
+    return out
 
 
 def iso_to_us(value: str) -> int:
@@ -232,7 +235,7 @@ def _host_of(line: str) -> str:
 
 
 def incident_id(t_us: int, rule: str) -> str:
-    """Same shape as :func:`watcher.killswitch.incident_id`."""
+    """``<UTC time>-<rule>``: the incident folder's name."""
     return f"{_EPOCH + timedelta(microseconds=t_us):%Y%m%dT%H%M%SZ}-{rule}"
 
 

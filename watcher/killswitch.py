@@ -66,7 +66,10 @@ Page = Callable[[str, str, Level], None]  # (title, body, level)
 
 
 def incident_id(when: float, rule: str) -> str:
-    return f"{datetime.fromtimestamp(when, UTC):%Y%m%dT%H%M%SZ}-{rule}"
+    """``<UTC time>-<rule>`` for a wall-clock time in seconds."""
+    from watcher.incident import incident_id as from_micros
+
+    return from_micros(int(when * 1_000_000), rule)
 
 
 def incident_to_json(i: Incident) -> dict[str, Any]:

@@ -197,9 +197,6 @@ class Pipeline:
             n += self.run_text("\n".join(batch) + "\n", source, n)
         return n - 1
 
-    def feed_line(self, line: str, source: str, lineno: int) -> None:
-        self.run_text(line + "\n", source, lineno)
-
     def run_text(self, text: str, source: str, start: int = 1) -> int:
         """Feed a block of whole lines; return how many lines it held."""
         scanned = scan_block(text, self.detector.collapsible)

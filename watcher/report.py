@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from watcher import __version__
@@ -26,10 +26,14 @@ class InputInfo:
     lines: int
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def iso(t: int | None, tz: tzinfo) -> str | None:
+    """Microseconds since the epoch -> ISO 8601 in ``tz`` (exact: no float)."""
     if t is None:
         return None
-    return datetime.fromtimestamp(t / 1_000_000, UTC).astimezone(tz).isoformat()
+    return (_EPOCH + timedelta(microseconds=t)).astimezone(tz).isoformat()
 
 
 def _where(w: Where | None, tz: tzinfo) -> dict[str, Any] | None:

@@ -15,16 +15,15 @@ import re
 import signal
 import subprocess
 from pathlib import Path
-from types import TracebackType
 
-from .procs import LOOPBACK, stop_group, tail
+from .procs import LOOPBACK, Started, stop_group, tail
 from .requires import require_programs, wait_for
 
 POLL_DONE = re.compile(r"poll completed")
 SIGNALLED = re.compile(r"terminated with signal (\d+)")
 
 
-class FetchmailDaemon:
+class FetchmailDaemon(Started):
     """``start()``, ``pid``, ``interrupt()`` (SIGINT), ``wait()``, ``stop()``."""
 
     def __init__(
@@ -164,14 +163,3 @@ class FetchmailDaemon:
         with contextlib.suppress(ProcessLookupError):
             return stop_group(self._proc, signal.SIGTERM, timeout)
         return self._proc.returncode
-
-    def __enter__(self) -> FetchmailDaemon:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -18,16 +18,15 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
 
 from .messages import DEFAULT_LIST, MailingList
-from .procs import LOOPBACK, banner, free_port, stop_group, tail
+from .procs import LOOPBACK, Started, banner, free_port, stop_group, tail
 from .requires import require_group, require_programs, require_root, require_user, wait_for
 
 _instances = itertools.count(1)
 
 
-class DovecotPop3:
+class DovecotPop3(Started):
     """One POP3 user (``user``/``password``) whose Maildir the test fills."""
 
     def __init__(
@@ -155,17 +154,6 @@ service pop3-login {{
         if self._proc is not None:
             stop_group(self._proc, signal.SIGTERM, timeout)
             self._proc = None
-
-    def __enter__(self) -> DovecotPop3:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ----- the mailbox
 

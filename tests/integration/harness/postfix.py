@@ -44,13 +44,13 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import psutil
 
 from .procs import (
     LOOPBACK,
+    Started,
     alive,
     describe,
     free_port,
@@ -150,7 +150,7 @@ def private_root(prefix: str = "stormwatch-harness-") -> Iterator[Path]:
             shutil.rmtree(root, ignore_errors=True)
 
 
-class PostfixInstance:
+class PostfixInstance(Started):
     """A private Postfix: ``start()``, inject mail, look at its queue and log, ``stop()``.
 
     The constructor does no I/O; ``start()`` writes the configuration and starts the
@@ -326,17 +326,6 @@ class PostfixInstance:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         return kill_all(leftovers)
-
-    def __enter__(self) -> PostfixInstance:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def processes(self) -> list[psutil.Process]:
         """Running processes of this instance: those with MAIL_CONFIG=<config_dir>.

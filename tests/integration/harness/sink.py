@@ -17,11 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from types import TracebackType
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from .procs import LOOPBACK
+from .procs import LOOPBACK, Started
 from .requires import wait_for
 
 
@@ -71,7 +70,7 @@ class _Recorder:
         return "250 2.0.0 Ok: recorded by the stormwatch test sink"
 
 
-class SmtpSink:
+class SmtpSink(Started):
     """Loopback SMTP server recording every message; a context manager.
 
     >>> with SmtpSink() as sink:                       # doctest: +SKIP
@@ -174,17 +173,6 @@ class SmtpSink:
             raise AssertionError(f"the SMTP sink thread did not stop within {timeout:g}s")
         self._thread = None
         self._loop = None
-
-    def __enter__(self) -> SmtpSink:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _record(self, message: ReceivedMessage) -> None:
         with self._lock:

@@ -7,9 +7,9 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
+from .procs import Started
 from .requires import wait_for
 
 
@@ -21,7 +21,7 @@ class Post:
     received_at: float  # wall clock, for comparing with timestamps other processes wrote
 
 
-class Webhook:
+class Webhook(Started):
     """``with Webhook() as hook: url = hook.apprise_url`` ... ``hook.wait_for(1, 10)``."""
 
     def __init__(self, *, delay: float = 0.0) -> None:
@@ -72,17 +72,6 @@ class Webhook:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-    def __enter__(self) -> Webhook:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def wait_for(self, count: int, timeout: float, *, containing: str = "") -> list[Post]:
         def found() -> list[Post]:
