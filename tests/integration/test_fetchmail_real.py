@@ -22,8 +22,8 @@ import psutil
 import pytest
 
 from tests.integration.harness.requires import require_programs, wait_for
-from watcher.config import FetchmailSettings
-from watcher.decide import Action
+from watcher.core.decide import Action
+from watcher.core.settings import FetchmailSettings
 from watcher.responders.base import Incident, Outcome
 from watcher.responders.process import MID_POLL_NOTE, FetchmailResponder
 

@@ -346,7 +346,7 @@ def test_missing_journalctl_is_retried_not_fatal(tmp_path: Path) -> None:
 
 
 def test_corrupt_state_names_the_file(tmp_path: Path) -> None:
-    from watcher.state import StateError
+    from watcher.state.files import StateError
 
     state = tmp_path / "j.json"
     state.write_text('{"version": 1, "cursor": 5}')

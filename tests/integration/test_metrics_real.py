@@ -14,12 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import logshapes as L
 from tests.integration.harness.requires import wait_for
-from watcher.daemon import Watcher
-from watcher.decide import Action
-from watcher.metrics import Metrics, MetricsServer, rule_status
-from watcher.parse import Parser
-from watcher.pipeline import Pipeline, Where
-from watcher.rules import load_rules
+from watcher.core.decide import Action
+from watcher.core.parse import Parser
+from watcher.core.pipeline import Pipeline, Where
+from watcher.core.rules import load_rules
+from watcher.runtime.daemon import Watcher
+from watcher.runtime.metrics import Metrics, MetricsServer, rule_status
 from watcher.sources.choose import build_source
 
 pytestmark = pytest.mark.integration

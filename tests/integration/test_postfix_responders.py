@@ -9,8 +9,8 @@ from tests.integration.harness.postfix import PostfixInstance
 from tests.integration.harness.procs import still_running
 from tests.integration.harness.requires import wait_for
 from tests.integration.harness.sink import SmtpSink
-from watcher.config import PostfixSettings, Settings
-from watcher.decide import Action
+from watcher.core.decide import Action
+from watcher.core.settings import PostfixSettings, Settings
 from watcher.responders.base import Incident
 from watcher.responders.postfix import (
     FreezeResponder,

@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.integration.harness.requires import find_program, unavailable
-from watcher import incident as inc
-from watcher.config import Settings
-from watcher.parse import Parser
-from watcher.pipeline import Pipeline
-from watcher.rules import load_rules
+from watcher.core.parse import Parser
+from watcher.core.pipeline import Pipeline
+from watcher.core.rules import load_rules
+from watcher.core.settings import Settings
+from watcher.reports import incident as inc
 
 pytestmark = pytest.mark.integration
 

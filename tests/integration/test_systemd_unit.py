@@ -39,7 +39,7 @@ from tests.integration.harness.requires import (
     unavailable,
     wait_for,
 )
-from watcher.config import DEFAULT_STATE_DIR, PostfixSettings
+from watcher.core.settings import DEFAULT_STATE_DIR, PostfixSettings
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "stormwatch.service"
@@ -234,9 +234,9 @@ def test_the_score_would_catch_a_loosening(stub_unit: Path) -> None:
 SANDBOX_SCRIPT = r"""
 import json, os, signal, sys
 args = json.loads(sys.argv[1])
-from watcher.config import PostfixSettings, Settings
-from watcher.decide import Action
-from watcher import plan
+from watcher.core.settings import PostfixSettings, Settings
+from watcher.core.decide import Action
+from watcher.core import plan
 from watcher.responders.base import Incident
 from watcher.responders.postfix import (
     FreezeResponder, HoldResponder, PostfixControl, PostfixError, frozen_from, restore,
@@ -529,7 +529,7 @@ os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
 MDWE_PROBE = r"""
 import ctypes, mmap, sys
 import apprise, psutil, pydantic, tqdm
-import watcher.cli, watcher.killswitch, watcher.service, watcher.responders.notify
+import watcher.cli, watcher.responders.killswitch, watcher.runtime.service, watcher.responders.notify
 try:
     mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
 except PermissionError:

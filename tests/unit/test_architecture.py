@@ -35,8 +35,8 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("module", CORE)
 def test_core_module_imports_no_io(module: str) -> None:
-    bad = _imports(PKG / f"{module}.py") & IO_MODULES
-    assert not bad, f"watcher/{module}.py imports {sorted(bad)}"
+    bad = _imports(PKG / "core" / f"{module}.py") & IO_MODULES
+    assert not bad, f"watcher/core/{module}.py imports {sorted(bad)}"
 
 
 def test_dry_run_responder_does_not_import_real_responders() -> None:

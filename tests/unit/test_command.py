@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from watcher.config import CommandSettings
-from watcher.decide import Action
+from watcher.core.decide import Action
+from watcher.core.settings import CommandSettings
 from watcher.responders.base import Incident
 from watcher.responders.command import (
     MAX_VALUE_CHARS,

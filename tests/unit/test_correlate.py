@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from watcher.correlate import Correlator
-from watcher.events import BounceNotice, Delivery, QueueSender, Removed
+from watcher.core.correlate import Correlator
+from watcher.core.events import BounceNotice, Delivery, QueueSender, Removed
 
 T = 1_000_000_000_000
 

@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 from tests import logshapes as L
-from watcher.daemon import Watcher
-from watcher.parse import Parser
-from watcher.pipeline import Pipeline
-from watcher.rules import load_rules
+from watcher.core.parse import Parser
+from watcher.core.pipeline import Pipeline
+from watcher.core.rules import load_rules
+from watcher.runtime.daemon import Watcher
 from watcher.sources.base import Item, JournalRecord, TextLine
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from watcher.correlate import Fact
-from watcher.decide import Decider
-from watcher.detect import Hit
-from watcher.events import BounceNotice
-from watcher.rules import Rule, parse_rule_text
+from watcher.core.correlate import Fact
+from watcher.core.decide import Decider
+from watcher.core.detect import Hit
+from watcher.core.events import BounceNotice
+from watcher.core.rules import Rule, parse_rule_text
 
 RULE = parse_rule_text(
     """

@@ -22,14 +22,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests import logshapes as L
-from watcher import incident as inc
-from watcher.config import Settings
-from watcher.correlate import Correlator
-from watcher.decide import Decider
-from watcher.detect import Detector
-from watcher.parse import Parser
-from watcher.pipeline import Pipeline
-from watcher.rules import load_rules
+from watcher.core.correlate import Correlator
+from watcher.core.decide import Decider
+from watcher.core.detect import Detector
+from watcher.core.parse import Parser
+from watcher.core.pipeline import Pipeline
+from watcher.core.rules import load_rules
+from watcher.core.settings import Settings
+from watcher.reports import incident as inc
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden" / "incident"
 TOKYO = ZoneInfo("Asia/Tokyo")

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from tests import logshapes as L
-from watcher.config import Settings
-from watcher.decide import Action
-from watcher.killswitch import KillSwitch, LatchStore, rearm
-from watcher.parse import Parser
-from watcher.pipeline import Pipeline, Where
+from watcher.core.decide import Action
+from watcher.core.parse import Parser
+from watcher.core.pipeline import Pipeline, Where
+from watcher.core.rules import load_rules
+from watcher.core.settings import Settings
 from watcher.responders.base import Incident, Outcome
+from watcher.responders.killswitch import KillSwitch, LatchStore, rearm
 from watcher.responders.postfix import PostfixControl
-from watcher.rules import load_rules
-from watcher.state import StateError
+from watcher.state.files import StateError
 
 
 class Fake:

@@ -11,7 +11,7 @@ from typing import TextIO
 
 import pytest
 
-from watcher import logsetup
+from watcher.runtime import logsetup
 
 LOG = logging.getLogger("watcher.test_logsetup")
 

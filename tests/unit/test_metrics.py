@@ -10,11 +10,11 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import logshapes as L
-from watcher.daemon import Watcher
-from watcher.metrics import Metrics, MetricsError, is_loopback, rule_status
-from watcher.parse import Parser
-from watcher.pipeline import Pipeline
-from watcher.rules import load_rules
+from watcher.core.parse import Parser
+from watcher.core.pipeline import Pipeline
+from watcher.core.rules import load_rules
+from watcher.runtime.daemon import Watcher
+from watcher.runtime.metrics import Metrics, MetricsError, is_loopback, rule_status
 from watcher.sources.base import Item
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from watcher.config import NotifySettings
-from watcher.decide import Action
+from watcher.core.decide import Action
+from watcher.core.settings import NotifySettings
 from watcher.responders.base import Incident, Outcome
 from watcher.responders.notify import (
     MAX_LINE_CHARS,

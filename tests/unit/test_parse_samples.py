@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from watcher.parse import Parser
+from watcher.core.parse import Parser
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "parse"
 
@@ -82,8 +82,8 @@ def test_sample_line(context: dict[str, str], line: str, expect: str) -> None:
 @pytest.mark.parametrize(("context", "line", "expect"), _cases())
 def test_sample_line_through_block_scanner(context: dict[str, str], line: str, expect: str) -> None:
     """The replay fast path must agree with the per-line parser on every sample."""
-    from watcher.pipeline import Pipeline
-    from watcher.rules import load_rules
+    from watcher.core.pipeline import Pipeline
+    from watcher.core.rules import load_rules
 
     rules = [r.rule for r in load_rules()]
     slow = Pipeline.build(rules, _parser(context))

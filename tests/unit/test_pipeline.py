@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import pytest
 
 from tests import logshapes as L
-from watcher.parse import Parser
-from watcher.pipeline import Pipeline
-from watcher.rules import LoadedRule, Rule, load_rules, parse_rule_text
+from watcher.core.parse import Parser
+from watcher.core.pipeline import Pipeline
+from watcher.core.rules import LoadedRule, Rule, load_rules, parse_rule_text
 
 
 def _rules(only: Sequence[str] | None = None) -> list[Rule]:

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 import psutil
 import pytest
 
-from watcher.config import FetchmailSettings
-from watcher.decide import Action
+from watcher.core.decide import Action
+from watcher.core.settings import FetchmailSettings
 from watcher.responders.base import Incident
 from watcher.responders.process import MID_POLL_NOTE, FetchmailResponder, ProcessLike
 

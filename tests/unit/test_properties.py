@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import logshapes as L
-from watcher.parse import Parser
-from watcher.pipeline import Pipeline
-from watcher.rules import load_rules
+from watcher.core.parse import Parser
+from watcher.core.pipeline import Pipeline
+from watcher.core.rules import load_rules
 
 RULES = [r.rule for r in load_rules()]
 

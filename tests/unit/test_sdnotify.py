@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from watcher.sdnotify import SystemdNotify, WatchdogPinger, socket_address
+from watcher.runtime.sdnotify import SystemdNotify, WatchdogPinger, socket_address
 
 
 class Receiver:
@@ -249,7 +249,7 @@ def test_the_constructor_does_no_io() -> None:
 def test_a_send_never_raises_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
     with tempfile.TemporaryDirectory(prefix="sdn-") as d:
         n = SystemdNotify({"NOTIFY_SOCKET": str(Path(d) / "nobody-listens")})
-        with caplog.at_level(logging.DEBUG, logger="watcher.sdnotify"):
+        with caplog.at_level(logging.DEBUG, logger="watcher.runtime.sdnotify"):
             assert not n.ready()
             assert not n.watchdog()
             assert not n.status("still here")
@@ -297,7 +297,7 @@ def test_an_unsupported_address_is_a_no_op_with_one_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     n = SystemdNotify({"NOTIFY_SOCKET": "vsock:2:1234"})
-    with caplog.at_level(logging.WARNING, logger="watcher.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="watcher.runtime.sdnotify"):
         assert not n.ready()
         assert not n.ready()
     assert not n.enabled

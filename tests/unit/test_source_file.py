@@ -18,7 +18,7 @@ from watchdog.observers.api import BaseObserver
 
 from watcher.sources.base import Item, Source, TextLine
 from watcher.sources.file import FINGERPRINT_BYTES, FilePosition, FileSource
-from watcher.state import StateError
+from watcher.state.files import StateError
 
 Factory = Callable[..., FileSource]
 

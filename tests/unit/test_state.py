@@ -1,4 +1,4 @@
-"""watcher.state: atomic, private JSON state files."""
+"""watcher.state.files: atomic, private JSON state files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.state import StateError, atomic_write_json, ensure_state_dir, read_json
+from watcher.state.files import StateError, atomic_write_json, ensure_state_dir, read_json
 
 
 def _mode(path: Path) -> int:

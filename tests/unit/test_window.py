@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from watcher.window import SlidingCounter
+from watcher.core.window import SlidingCounter
 
 W = 60_000_000  # 60 s in microseconds
 T0 = 1_700_000_000_000_000

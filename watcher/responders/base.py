@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from watcher.decide import Action
+from watcher.core.decide import Action
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from string import Formatter
 from typing import Protocol
 
-from watcher.config import CommandSettings
-from watcher.decide import Action
+from watcher.core.decide import Action
+from watcher.core.settings import CommandSettings
 from watcher.responders.base import Incident, Outcome
 
 log = logging.getLogger(__name__)

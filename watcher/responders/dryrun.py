@@ -1,7 +1,7 @@
 """The dry-run responder: says what a live run would do, and does nothing.
 
 It imports none of the real responders; it renders the same argv lists they
-would run (from :mod:`watcher.plan`) as text.
+would run (from :mod:`watcher.core.plan`) as text.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from watcher import plan
-from watcher.config import Settings
-from watcher.decide import Action
-from watcher.pipeline import Where
+from watcher.core import plan
+from watcher.core.decide import Action
+from watcher.core.pipeline import Where
+from watcher.core.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

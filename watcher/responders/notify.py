@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 import apprise
 
-from watcher.config import NotifySettings
-from watcher.decide import Action
+from watcher.core.decide import Action
+from watcher.core.settings import NotifySettings
 from watcher.responders.base import Incident, Outcome
 
 log = logging.getLogger(__name__)

@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watcher import plan
-from watcher.config import Settings
-from watcher.decide import Action
-from watcher.parse import QID_RE
+from watcher.core import plan
+from watcher.core.decide import Action
+from watcher.core.parse import QID_RE
+from watcher.core.settings import Settings
 from watcher.responders.base import Incident, Outcome
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from typing import Any, Literal, Protocol
 
 import psutil
 
-from watcher.config import FetchmailSettings
-from watcher.decide import Action
+from watcher.core.decide import Action
+from watcher.core.settings import FetchmailSettings
 from watcher.responders.base import Incident, Outcome
 
 log = logging.getLogger(__name__)

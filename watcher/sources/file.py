@@ -97,7 +97,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from watcher.sources.base import Item, TextLine
-from watcher.state import StateError, atomic_write_json, read_json
+from watcher.state.files import StateError, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from watcher.sources.base import Item, JournalRecord
-from watcher.state import StateError, atomic_write_json, read_json
+from watcher.state.files import StateError, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 

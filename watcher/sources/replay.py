@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 if TYPE_CHECKING:
-    from watcher.scanner import Scanned
+    from watcher.core.scanner import Scanned
 
 BLOCK = 1 << 20  # 1 MiB: big enough to amortise, small for memory
 GZIP_MAGIC = b"\x1f\x8b"
@@ -126,7 +126,7 @@ def read_range(path: str, start: int, end: int) -> str:
 
 def _scan_range(job: tuple[str, int, int, bool]) -> ScannedRange:
     """Worker: scan one byte range of a file (runs in a child process)."""
-    from watcher.scanner import scan_block
+    from watcher.core.scanner import scan_block
 
     path, start, end, collapse = job
     return start, end, scan_block(read_range(path, start, end), collapse)

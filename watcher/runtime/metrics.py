@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from watcher.pipeline import Pipeline
+from watcher.core.pipeline import Pipeline
 
 DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_PORT = 9158

@@ -73,15 +73,15 @@ from xml.sax.saxutils import escape as _xml_escape
 from xml.sax.saxutils import quoteattr
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from watcher.detect import recipient_domain
-from watcher.events import MICROS
-from watcher.parse import QID_RE
-from watcher.pipeline import Pipeline, Where
-from watcher.report import iso
-from watcher.state import DIR_MODE, atomic_write_bytes, atomic_write_json, ensure_state_dir
+from watcher.core.detect import recipient_domain
+from watcher.core.events import MICROS
+from watcher.core.parse import QID_RE
+from watcher.core.pipeline import Pipeline, Where
+from watcher.reports.verdict import iso
+from watcher.state.files import DIR_MODE, atomic_write_bytes, atomic_write_json, ensure_state_dir
 
 SCHEMA = 1
-MANUAL = "manual"  # the rule name of a trip by hand (as in watcher.killswitch)
+MANUAL = "manual"  # the rule name of a trip by hand (as in watcher.responders.killswitch)
 MAX_MATCHES = 5000
 ORDER = ("freeze-postfix", "hold-bounces", "stop-fetchmail", "command", "notify")
 FILES = ("report.md", "report.json", "timeline.svg", "evidence.log")

@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from watcher.config import DEFAULT_CONFIG, Settings
+from watcher.core.settings import DEFAULT_CONFIG, Settings
 
 log = logging.getLogger(__name__)
 

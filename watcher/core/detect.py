@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from watcher.correlate import Fact
-from watcher.events import MICROS, BounceNotice, Delivery, ForwardingLoop
-from watcher.rules import Match, Rule
-from watcher.window import SlidingCounter
+from watcher.core.correlate import Fact
+from watcher.core.events import MICROS, BounceNotice, Delivery, ForwardingLoop
+from watcher.core.rules import Match, Rule
+from watcher.core.window import SlidingCounter
 
 # amavisd-new and friends: what a bounce handed to them has not left yet.
 DEFAULT_CONTENT_FILTERS: tuple[str, ...] = (

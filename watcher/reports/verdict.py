@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from watcher import __version__
-from watcher.pipeline import Pipeline, RuleSummary, Where
+from watcher.core.pipeline import Pipeline, RuleSummary, Where
 from watcher.responders.dryrun import PlannedAction
 
 SCHEMA = 1

@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
-from watcher.events import (
+from watcher.core.events import (
     AnyEvent,
     BounceNotice,
     Delivery,

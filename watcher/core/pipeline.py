@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from watcher.correlate import Correlator, Fact
-from watcher.decide import Action, Decider
-from watcher.detect import Detector, Hit, recipient_domain
-from watcher.events import (
+from watcher.core.correlate import Correlator, Fact
+from watcher.core.decide import Action, Decider
+from watcher.core.detect import Detector, Hit, recipient_domain
+from watcher.core.events import (
     AnyEvent,
     BounceNotice,
     Delivery,
@@ -24,12 +24,12 @@ from watcher.events import (
     QueueSender,
     Removed,
 )
-from watcher.parse import Parser
-from watcher.rules import Rule
+from watcher.core.parse import Parser
+from watcher.core.rules import Rule
 
 if TYPE_CHECKING:
-    from watcher.config import Settings
-from watcher.scanner import DELIVERY, REMOVED, SENDER, Scanned, scan_block
+    from watcher.core.settings import Settings
+from watcher.core.scanner import DELIVERY, REMOVED, SENDER, Scanned, scan_block
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from watcher.parse import LOOP_MARKER, LOSS_LINE_RE, LOSS_MARKERS, SCAN_RE
+from watcher.core.parse import LOOP_MARKER, LOSS_LINE_RE, LOSS_MARKERS, SCAN_RE
 
 REMOVED: Final = 0
 SENDER: Final = 1

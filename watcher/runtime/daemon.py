@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from watcher.pipeline import Pipeline
+from watcher.core.pipeline import Pipeline
 from watcher.sources.base import Item, JournalRecord, Source, TextLine
-from watcher.state import atomic_write_json
+from watcher.state.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -22,19 +22,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from watcher import clock
-from watcher.config import Settings
-from watcher.daemon import Watcher
-from watcher.decide import Action
-from watcher.events import LogLoss
-from watcher.metrics import Metrics, MetricsServer, rule_status
-from watcher.parse import Parser
-from watcher.pipeline import Pipeline, Where
+from watcher.core.decide import Action
+from watcher.core.events import LogLoss
+from watcher.core.parse import Parser
+from watcher.core.pipeline import Pipeline, Where
+from watcher.core.rules import Rule
+from watcher.core.settings import Settings
 from watcher.responders.dryrun import DryRunResponder
-from watcher.rules import Rule
-from watcher.sdnotify import SystemdNotify, WatchdogPinger
+from watcher.runtime import clock
+from watcher.runtime.daemon import Watcher
+from watcher.runtime.metrics import Metrics, MetricsServer, rule_status
+from watcher.runtime.sdnotify import SystemdNotify, WatchdogPinger
 from watcher.sources.base import Source
-from watcher.state import ensure_state_dir
+from watcher.state.files import ensure_state_dir
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +174,8 @@ def _metrics(settings: Settings) -> tuple[Metrics | None, MetricsServer | None]:
 
 
 def _extra_status(pipeline: Pipeline, settings: Settings) -> dict[str, Any]:
-    from watcher.killswitch import LatchStore
-    from watcher.state import StateError
+    from watcher.responders.killswitch import LatchStore
+    from watcher.state.files import StateError
 
     try:
         held = len(LatchStore(settings.state_dir).read().get("held", ()))
@@ -215,7 +215,7 @@ def _live(
     sd: SystemdNotify,
     metrics: Metrics | None,
 ) -> Built:
-    from watcher import killswitch
+    from watcher.responders import killswitch
     from watcher.responders.notify import Notifier, render_log_loss
 
     notifier = Notifier.from_settings(settings.notify, options.notify_urls)

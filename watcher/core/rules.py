@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from watcher.tomlconf import describe
+from watcher.runtime.tomlconf import describe
 
 ActionKind = Literal["notify", "stop-fetchmail", "freeze-postfix", "hold-bounces", "command"]
 EventKind = Literal["delivery", "bounce-notice", "forwarding-loop"]

@@ -12,8 +12,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from watcher.detect import DEFAULT_CONTENT_FILTERS
-from watcher.tomlconf import describe
+from watcher.core.detect import DEFAULT_CONTENT_FILTERS
+from watcher.runtime.tomlconf import describe
 
 DEFAULT_CONFIG = Path("/etc/stormwatch/stormwatch.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/stormwatch")

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from watcher.detect import Hit
-from watcher.events import MICROS, Delivery
-from watcher.rules import ActionKind, Rule
+from watcher.core.detect import Hit
+from watcher.core.events import MICROS, Delivery
+from watcher.core.rules import ActionKind, Rule
 
 Severity = Literal["warn", "trip"]
 ACTION_KINDS: frozenset[ActionKind] = frozenset(get_args(ActionKind))

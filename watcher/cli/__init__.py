@@ -18,12 +18,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from watcher import __version__, clock, logsetup, report
-from watcher.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
-from watcher.parse import Parser
-from watcher.pipeline import Pipeline, line_at
+from watcher import __version__
+from watcher.core.parse import Parser
+from watcher.core.pipeline import Pipeline, line_at
+from watcher.core.rules import LoadedRule, Rule, RuleError, bundled_rules_dir, load_rules
+from watcher.core.settings import DEFAULT_CONFIG, ConfigError, Settings, load_settings
+from watcher.reports import verdict as report
 from watcher.responders.dryrun import DryRunResponder
-from watcher.rules import LoadedRule, Rule, RuleError, bundled_rules_dir, load_rules
+from watcher.runtime import clock, logsetup
 from watcher.sources.replay import PARALLEL_MIN_BYTES, ReplayInput, read_range, scan_parallel
 
 EXIT_OK, EXIT_TRIPPED, EXIT_USAGE = 0, 1, 2
@@ -374,7 +376,7 @@ def _replay(
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from watcher import incident
+    from watcher.reports import incident
 
     r = _run_replay(
         args.files,
@@ -411,7 +413,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _write_incident(data: Any, as_json: bool) -> None:
-    from watcher import incident
+    from watcher.reports import incident
 
     if as_json:
         text = json.dumps(incident.render_json(data), indent=2, ensure_ascii=False) + "\n"
@@ -421,7 +423,7 @@ def _write_incident(data: Any, as_json: bool) -> None:
 
 
 def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
-    from watcher import incident
+    from watcher.reports import incident
 
     folder = settings.state_dir / "incidents"
     if args.id is None:
@@ -552,7 +554,7 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from watcher import service
+    from watcher.runtime import service
     from watcher.sources.choose import SourceError, build_source, default_source
 
     rules = _load_rules(settings, args.rules)
@@ -586,7 +588,7 @@ def _check_zone(settings: Settings) -> None:
 
 
 def cmd_trip(args: argparse.Namespace, settings: Settings) -> int:
-    from watcher import killswitch
+    from watcher.responders import killswitch
     from watcher.responders.base import Incident
 
     now = clock.now()
@@ -629,10 +631,10 @@ def cmd_trip(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rearm(args: argparse.Namespace, settings: Settings) -> int:
-    from watcher import killswitch
+    from watcher.responders import killswitch
     from watcher.responders.notify import Notifier, render_all_clear
     from watcher.responders.postfix import PostfixControl, PostfixError
-    from watcher.state import StateError
+    from watcher.state.files import StateError
 
     store = killswitch.LatchStore(settings.state_dir)
     control = PostfixControl(settings.postfix.config_directory)
@@ -673,8 +675,8 @@ def cmd_test_notify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_install_unit(args: argparse.Namespace, settings: Settings) -> int:
-    from watcher import install
     from watcher.responders.postfix import PostfixControl, PostfixError
+    from watcher.runtime import install
 
     try:
         queue_dir = PostfixControl(settings.postfix.config_directory).param("queue_directory")
@@ -699,8 +701,8 @@ def cmd_install_unit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from watcher.daemon import STATUS_FILE
-    from watcher.state import StateError, read_json
+    from watcher.runtime.daemon import STATUS_FILE
+    from watcher.state.files import StateError, read_json
 
     path = settings.state_dir / STATUS_FILE
     try:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from watcher.config import Settings
-from watcher.decide import Action
+from watcher.core.decide import Action
+from watcher.core.settings import Settings
 
 SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from watcher.events import MICROS, AnyEvent, BounceNotice, Delivery, QueueSender, Removed
+from watcher.core.events import MICROS, AnyEvent, BounceNotice, Delivery, QueueSender, Removed
 
 UNKNOWN: None = None
 

@@ -26,10 +26,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from watcher.config import Settings
-from watcher.decide import Action
-from watcher.pipeline import Pipeline, Where
-from watcher.report import iso
+from watcher.core.decide import Action
+from watcher.core.pipeline import Pipeline, Where
+from watcher.core.rules import ActionKind
+from watcher.core.settings import Settings
+from watcher.reports.verdict import iso
 from watcher.responders.base import Incident, Outcome, Responder
 from watcher.responders.command import CommandResponder
 from watcher.responders.notify import (
@@ -47,11 +48,10 @@ from watcher.responders.postfix import (
     restore,
 )
 from watcher.responders.process import FetchmailResponder
-from watcher.rules import ActionKind
-from watcher.state import StateError, atomic_write_json, ensure_state_dir, read_json
+from watcher.state.files import StateError, atomic_write_json, ensure_state_dir, read_json
 
 if TYPE_CHECKING:
-    from watcher.metrics import Metrics
+    from watcher.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ Page = Callable[[str, str, Level], None]  # (title, body, level)
 
 def incident_id(when: float, rule: str) -> str:
     """``<UTC time>-<rule>`` for a wall-clock time in seconds."""
-    from watcher.incident import incident_id as from_micros
+    from watcher.reports.incident import incident_id as from_micros
 
     return from_micros(int(when * 1_000_000), rule)
 
@@ -297,7 +297,7 @@ class KillSwitch:
     def write_report(self, incident: Incident, where: Where | None) -> Incident:
         """Write the incident folder from the pipeline and the latch; the incident, now
         naming its folder. A failure is logged: a report never stops a trip."""
-        from watcher import incident as reports
+        from watcher.reports import incident as reports
 
         folder = self.store.state_dir / "incidents" / incident.id
         try:
