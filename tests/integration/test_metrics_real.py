@@ -17,9 +17,9 @@ from tests.integration.harness.requires import wait_for
 from watcher.core.decide import Action
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline, Where
-from watcher.core.rules import load_rules
 from watcher.runtime.daemon import Watcher
 from watcher.runtime.metrics import Metrics, MetricsServer, rule_status
+from watcher.runtime.rulefiles import load_rules
 from watcher.sources.choose import build_source
 
 pytestmark = pytest.mark.integration

@@ -18,9 +18,9 @@ import pytest
 from tests.integration.harness.requires import find_program, unavailable
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline
-from watcher.core.rules import load_rules
 from watcher.core.settings import Settings
 from watcher.reports import incident as inc
+from watcher.runtime.rulefiles import load_rules
 
 pytestmark = pytest.mark.integration
 

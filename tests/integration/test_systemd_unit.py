@@ -133,7 +133,7 @@ def test_the_unit_runs_what_the_issue_asks() -> None:
     assert one(s, "ExecReload") == "/bin/kill -HUP $MAINPID"
     assert one(s, "Restart") == "on-failure"
     assert one(s, "RestartPreventExitStatus") == "2", "a configuration error is not retried"
-    assert one(s, "StateDirectory") == DEFAULT_STATE_DIR.name
+    assert one(s, "StateDirectory") == Path(DEFAULT_STATE_DIR).name
     assert f"/var/lib/{one(s, 'StateDirectory')}" == str(DEFAULT_STATE_DIR)
     assert one(s, "StateDirectoryMode") == "0700"
     assert one(s, "ProtectSystem") == "strict"

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from watcher.core.settings import Settings, load_settings
+from watcher.core.settings import Settings
+from watcher.runtime.config import load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "etc" / "stormwatch.toml.example"
 _TABLE = re.compile(r"^\[([a-z_]+)\]\s*$")
@@ -106,7 +107,8 @@ def test_each_commented_example_is_valid(
 
 def test_the_example_names_the_default_paths() -> None:
     """The settings path and state directory it names are the ones the code uses."""
-    from watcher.core.settings import DEFAULT_CONFIG, DEFAULT_STATE_DIR
+    from watcher.core.settings import DEFAULT_STATE_DIR
+    from watcher.runtime.config import DEFAULT_CONFIG
 
     text = EXAMPLE.read_text(encoding="utf-8")
     assert text.startswith(f"# {DEFAULT_CONFIG} ")

@@ -9,8 +9,8 @@ from pathlib import Path
 from tests import logshapes as L
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline
-from watcher.core.rules import load_rules
 from watcher.runtime.daemon import Watcher
+from watcher.runtime.rulefiles import load_rules
 from watcher.sources.base import Item, JournalRecord, TextLine
 
 

@@ -6,7 +6,8 @@ from watcher.core.correlate import Fact
 from watcher.core.decide import Decider
 from watcher.core.detect import Hit
 from watcher.core.events import BounceNotice
-from watcher.core.rules import Rule, parse_rule_text
+from watcher.core.rules import Rule
+from watcher.runtime.rulefiles import parse_rule_text
 
 RULE = parse_rule_text(
     """

@@ -27,9 +27,9 @@ from watcher.core.decide import Decider
 from watcher.core.detect import Detector
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline
-from watcher.core.rules import load_rules
 from watcher.core.settings import Settings
 from watcher.reports import incident as inc
+from watcher.runtime.rulefiles import load_rules
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden" / "incident"
 TOKYO = ZoneInfo("Asia/Tokyo")

@@ -12,11 +12,11 @@ from tests import logshapes as L
 from watcher.core.decide import Action
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline, Where
-from watcher.core.rules import load_rules
 from watcher.core.settings import Settings
 from watcher.responders.base import Incident, Outcome
 from watcher.responders.killswitch import KillSwitch, LatchStore, rearm
 from watcher.responders.postfix import PostfixControl
+from watcher.runtime.rulefiles import load_rules
 from watcher.state.files import StateError
 
 

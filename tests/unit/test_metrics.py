@@ -12,9 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests import logshapes as L
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline
-from watcher.core.rules import load_rules
 from watcher.runtime.daemon import Watcher
 from watcher.runtime.metrics import Metrics, MetricsError, is_loopback, rule_status
+from watcher.runtime.rulefiles import load_rules
 from watcher.sources.base import Item
 
 

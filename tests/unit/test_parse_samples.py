@@ -83,7 +83,7 @@ def test_sample_line(context: dict[str, str], line: str, expect: str) -> None:
 def test_sample_line_through_block_scanner(context: dict[str, str], line: str, expect: str) -> None:
     """The replay fast path must agree with the per-line parser on every sample."""
     from watcher.core.pipeline import Pipeline
-    from watcher.core.rules import load_rules
+    from watcher.runtime.rulefiles import load_rules
 
     rules = [r.rule for r in load_rules()]
     slow = Pipeline.build(rules, _parser(context))

@@ -9,7 +9,8 @@ import pytest
 from tests import logshapes as L
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline
-from watcher.core.rules import LoadedRule, Rule, load_rules, parse_rule_text
+from watcher.core.rules import Rule
+from watcher.runtime.rulefiles import LoadedRule, load_rules, parse_rule_text
 
 
 def _rules(only: Sequence[str] | None = None) -> list[Rule]:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tests import logshapes as L
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline
-from watcher.core.rules import load_rules
+from watcher.runtime.rulefiles import load_rules
 
 RULES = [r.rule for r in load_rules()]
 

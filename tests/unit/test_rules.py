@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.core.rules import RuleError, bundled_rules_dir, load_rules, parse_rule_text
+from watcher.runtime.rulefiles import RuleError, bundled_rules_dir, load_rules, parse_rule_text
 
 GOOD = """\
 [[rule]]

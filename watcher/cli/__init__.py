@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from watcher import __version__
+from watcher.core.errors import ConfigError
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline, line_at
-from watcher.core.rules import LoadedRule, Rule, RuleError, bundled_rules_dir, load_rules
-from watcher.core.settings import DEFAULT_CONFIG, ConfigError, Settings, load_settings
+from watcher.core.rules import Rule
+from watcher.core.settings import Settings
 from watcher.reports import verdict as report
 from watcher.responders.dryrun import DryRunResponder
 from watcher.runtime import clock, logsetup
+from watcher.runtime.config import DEFAULT_CONFIG, load_settings
+from watcher.runtime.rulefiles import LoadedRule, RuleError, bundled_rules_dir, load_rules
 from watcher.sources.replay import PARALLEL_MIN_BYTES, ReplayInput, read_range, scan_parallel
 
 EXIT_OK, EXIT_TRIPPED, EXIT_USAGE = 0, 1, 2
@@ -36,7 +39,7 @@ DEMO_LOG = "demo-incident.log"
 log = logging.getLogger("watcher")
 
 
-class UsageError(Exception):
+class UsageError(ConfigError):
     """Bad arguments or configuration: exit status 2, with this message."""
 
 
@@ -255,7 +258,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         return Settings()  # --config names where to write one
     settings = load_settings(args.config)
     if args.state_dir is not None:
-        settings = settings.model_copy(update={"state_dir": args.state_dir})
+        settings = settings.model_copy(update={"state_dir": str(args.state_dir)})
     return settings
 
 
@@ -425,7 +428,7 @@ def _write_incident(data: Any, as_json: bool) -> None:
 def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
     from watcher.reports import incident
 
-    folder = settings.state_dir / "incidents"
+    folder = Path(settings.state_dir) / "incidents"
     if args.id is None:
         found = incident.list_incidents(folder)
         if not found:
@@ -704,7 +707,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from watcher.runtime.daemon import STATUS_FILE
     from watcher.state.files import StateError, read_json
 
-    path = settings.state_dir / STATUS_FILE
+    path = Path(settings.state_dir) / STATUS_FILE
     try:
         status = read_json(path)
     except StateError as exc:

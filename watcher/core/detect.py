@@ -14,15 +14,8 @@ from dataclasses import dataclass
 from watcher.core.correlate import Fact
 from watcher.core.events import MICROS, BounceNotice, Delivery, ForwardingLoop
 from watcher.core.rules import Match, Rule
+from watcher.core.settings import DEFAULT_CONTENT_FILTERS
 from watcher.core.window import SlidingCounter
-
-# amavisd-new and friends: what a bounce handed to them has not left yet.
-DEFAULT_CONTENT_FILTERS: tuple[str, ...] = (
-    "127.0.0.1:10024",
-    "127.0.0.1:10026",
-    "[::1]:10024",
-    "[::1]:10026",
-)
 
 Predicate = Callable[[Fact], bool]
 

@@ -32,6 +32,7 @@ from watcher.core.events import (
     QueueSender,
     Removed,
 )
+from watcher.core.times import micros
 
 # Short queue IDs: upper-case hex, 6 or more. Long queue IDs
 # (enable_long_queue_ids): 12 or more of the 52-letter alphabet (digits and
@@ -354,7 +355,7 @@ class Parser:
             dt = datetime.fromisoformat(ts)
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=self.tz)
-            return _micros(dt)
+            return micros(dt)
         # "Oct 16 17:52:52" / "Oct 06 17:52:52.123456"
         if ts[9] != ":" or ts[12] != ":" or not (ts[10:12] + ts[13:15]).isdigit():
             raise ValueError(ts)
@@ -371,7 +372,7 @@ class Parser:
             month = _MONTHS[ts[0:3]]
             day = int(ts[4:6])
             year = self._infer_year(month)
-            base = _micros(datetime(year, month, day, int(ts[7:9]), tzinfo=self.tz))
+            base = micros(datetime(year, month, day, int(ts[7:9]), tzinfo=self.tz))
             base += int(ts[10:12]) * 60_000_000
             self._minute_cache[minute_key] = base
         return base + int(ts[13:15]) * 1_000_000 + micro
@@ -389,11 +390,3 @@ class Parser:
             return self._year - 1
         self._month = month
         return self._year
-
-
-def _micros(dt: datetime) -> int:
-    delta = dt - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

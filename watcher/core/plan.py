@@ -11,9 +11,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from watcher.core.decide import Action
+from watcher.core.pipeline import Where
 from watcher.core.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAction:
+    """An action a dry run decided on, where, and the steps a live run would take."""
+
+    action: Action
+    where: Where
+    steps: tuple[str, ...]
+
 
 SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 

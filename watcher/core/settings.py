@@ -1,22 +1,35 @@
-"""The settings file, ``/etc/stormwatch/stormwatch.toml``.
+"""The settings: what ``/etc/stormwatch/stormwatch.toml`` may hold. Pure: no file is read here.
 
 Every key has a default, so an empty file (or none at the default path) is
-valid; unknown keys are errors that name the file, line and key.
+valid; unknown keys are errors. Reading the file, and errors that name its
+line, are :mod:`watcher.runtime.config`'s job. Paths are kept as text (the
+core does no file I/O); the edges make ``Path`` objects of them.
 """
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from watcher.core.detect import DEFAULT_CONTENT_FILTERS
-from watcher.runtime.tomlconf import describe
+DEFAULT_STATE_DIR = "/var/lib/stormwatch"
 
-DEFAULT_CONFIG = Path("/etc/stormwatch/stormwatch.toml")
-DEFAULT_STATE_DIR = Path("/var/lib/stormwatch")
+# amavisd-new and friends: what a bounce handed to them has not left yet.
+DEFAULT_CONTENT_FILTERS: tuple[str, ...] = (
+    "127.0.0.1:10024",
+    "127.0.0.1:10026",
+    "[::1]:10024",
+    "[::1]:10026",
+)
+
+
+def _path_text(value: Any) -> Any:
+    """A ``Path`` (anything with ``__fspath__``) as text; other values as they are."""
+    fspath = getattr(value, "__fspath__", None)
+    return fspath() if callable(fspath) else value
+
+
+PathText = Annotated[str, BeforeValidator(_path_text)]
 
 
 class _Section(BaseModel):
@@ -54,7 +67,7 @@ class FetchmailSettings(_Section):
 
 class NotifySettings(_Section):
     urls: tuple[str, ...] = Field((), description="apprise URLs to page")
-    config_file: Path | None = Field(None, description="an apprise config file (text or YAML)")
+    config_file: PathText | None = Field(None, description="an apprise config file (text or YAML)")
     reminder_minutes: Annotated[float, Field(ge=0)] = Field(
         30.0, description="remind every N minutes while tripped; 0 = no reminders"
     )
@@ -90,9 +103,9 @@ class MetricsSettings(_Section):
 
 
 class Settings(_Section):
-    state_dir: Path = DEFAULT_STATE_DIR
+    state_dir: PathText = DEFAULT_STATE_DIR
     timezone: str = Field("", description="zone of year-less syslog timestamps; '' = the host's")
-    rules_dirs: tuple[Path, ...] = ()
+    rules_dirs: tuple[PathText, ...] = ()
     bundled_rules: bool = Field(
         default=True, description="load the bundled default rules before rules_dirs"
     )
@@ -103,33 +116,3 @@ class Settings(_Section):
     notify: NotifySettings = NotifySettings()
     command: CommandSettings = CommandSettings()
     metrics: MetricsSettings = MetricsSettings()
-
-
-class ConfigError(Exception):
-    """The settings file is wrong; the message says where and why."""
-
-
-def load_settings(path: Path | None) -> Settings:
-    """Read ``path``; ``None`` means the default path, which may be absent."""
-    if path is None:
-        if not DEFAULT_CONFIG.exists():
-            return Settings()
-        path = DEFAULT_CONFIG
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(describe(exc, text, str(path))) from exc
-    base = path.parent
-    dirs = tuple(d if d.is_absolute() else base / d for d in settings.rules_dirs)
-    notify = settings.notify
-    if notify.config_file is not None and not notify.config_file.is_absolute():
-        notify = notify.model_copy(update={"config_file": base / notify.config_file})
-    return settings.model_copy(update={"rules_dirs": dirs, "notify": notify})

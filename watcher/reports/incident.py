@@ -77,7 +77,7 @@ from watcher.core.detect import recipient_domain
 from watcher.core.events import MICROS
 from watcher.core.parse import QID_RE
 from watcher.core.pipeline import Pipeline, Where
-from watcher.reports.verdict import iso
+from watcher.core.times import iso
 from watcher.state.files import DIR_MODE, atomic_write_bytes, atomic_write_json, ensure_state_dir
 
 SCHEMA = 1
@@ -179,9 +179,7 @@ class IncidentData:
 
 def us_to_iso(t: int, tz: tzinfo) -> str:
     """Microseconds since the epoch -> ISO 8601 in ``tz`` (exact: no float)."""
-    out = iso(t, tz)
-    assert out is not None
-    return out
+    return iso(t, tz)
 
 
 def iso_to_us(value: str) -> int:

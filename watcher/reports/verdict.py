@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import tzinfo
 from typing import Any
 
 from watcher import __version__
 from watcher.core.pipeline import Pipeline, RuleSummary, Where
-from watcher.responders.dryrun import PlannedAction
+from watcher.core.plan import PlannedAction
+from watcher.core.times import iso_or_none
 
 SCHEMA = 1
 TOP_DOMAINS = 20
@@ -26,20 +27,10 @@ class InputInfo:
     lines: int
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def iso(t: int | None, tz: tzinfo) -> str | None:
-    """Microseconds since the epoch -> ISO 8601 in ``tz`` (exact: no float)."""
-    if t is None:
-        return None
-    return (_EPOCH + timedelta(microseconds=t)).astimezone(tz).isoformat()
-
-
 def _where(w: Where | None, tz: tzinfo) -> dict[str, Any] | None:
     if w is None:
         return None
-    return {"time": iso(w.time, tz), "source": w.source, "line": w.lineno, "text": w.text}
+    return {"time": iso_or_none(w.time, tz), "source": w.source, "line": w.lineno, "text": w.text}
 
 
 def _rule(s: RuleSummary, tz: tzinfo) -> dict[str, Any]:
@@ -88,7 +79,10 @@ def build(
         "events": pipeline.events,
         "unparsed": ps.unparsed,
         "unparsed_samples": list(ps.unparsed_samples),
-        "span": {"first": iso(pipeline.first_time, tz), "last": iso(pipeline.last_time, tz)},
+        "span": {
+            "first": iso_or_none(pipeline.first_time, tz),
+            "last": iso_or_none(pipeline.last_time, tz),
+        },
         "log_loss": {
             "reports": pipeline.loss.events,
             "lines_lost": pipeline.loss.lost,
@@ -106,7 +100,7 @@ def build(
                 "kind": p.action.kind,
                 "severity": p.action.severity,
                 "rule": p.action.rule,
-                "time": iso(p.action.time, tz),
+                "time": iso_or_none(p.action.time, tz),
                 "source": p.where.source,
                 "line": p.where.lineno,
                 "count": p.action.count,

@@ -7,19 +7,12 @@ would run (from :mod:`watcher.core.plan`) as text.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
 
 from watcher.core import plan
 from watcher.core.decide import Action
 from watcher.core.pipeline import Where
+from watcher.core.plan import PlannedAction
 from watcher.core.settings import Settings
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedAction:
-    action: Action
-    where: Where
-    steps: tuple[str, ...]
 
 
 class DryRunResponder:

@@ -30,7 +30,7 @@ from watcher.core.decide import Action
 from watcher.core.pipeline import Pipeline, Where
 from watcher.core.rules import ActionKind
 from watcher.core.settings import Settings
-from watcher.reports.verdict import iso
+from watcher.core.times import iso_or_none as iso
 from watcher.responders.base import Incident, Outcome, Responder
 from watcher.responders.command import CommandResponder
 from watcher.responders.notify import (
@@ -125,9 +125,9 @@ def iso_wall(t: float) -> str:
 class LatchStore:
     """``latch.json`` under a lock. ``None`` content means never tripped."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        self.path = state_dir / LATCH_FILE
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / LATCH_FILE
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[dict[str, Any]]:

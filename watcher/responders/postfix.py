@@ -42,6 +42,7 @@ from typing import Any
 
 from watcher.core import plan
 from watcher.core.decide import Action
+from watcher.core.errors import StormwatchError
 from watcher.core.parse import QID_RE
 from watcher.core.settings import Settings
 from watcher.responders.base import Incident, Outcome
@@ -56,7 +57,7 @@ BACKDATE_SECONDS = 5.0
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
-class PostfixError(Exception):
+class PostfixError(StormwatchError):
     """A Postfix command failed; the message says which and why."""
 
 

@@ -57,7 +57,7 @@ class Watcher:
         pipeline: Pipeline,
         sources: Sequence[Source],
         *,
-        state_dir: Path,
+        state_dir: str | os.PathLike[str],
         status_every: float = 5.0,
         commit_every: float = 1.0,
         queue_size: int = 64,
@@ -71,7 +71,7 @@ class Watcher:
     ) -> None:
         self.pipeline = pipeline
         self._sources = [_SourceState(s) for s in sources]
-        self.status_path = state_dir / STATUS_FILE
+        self.status_path = Path(state_dir) / STATUS_FILE
         self._status_every = status_every
         self._commit_every = commit_every
         self._queue: queue.Queue[tuple[_SourceState, list[Item]]] = queue.Queue(queue_size)

@@ -9,7 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from watcher.core.settings import DEFAULT_CONFIG, Settings
+from watcher.core.settings import Settings
+from watcher.runtime.config import DEFAULT_CONFIG
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from watcher.core.errors import ConfigError
 from watcher.core.pipeline import Pipeline
 
 DEFAULT_ADDRESS = "127.0.0.1"
@@ -37,7 +38,7 @@ DEFAULT_PORT = 9158
 PREFIX = "stormwatch"
 
 
-class MetricsError(ValueError):
+class MetricsError(ConfigError):
     """The metrics endpoint cannot be served as asked."""
 
 

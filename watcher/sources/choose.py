@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from watcher.core.errors import ConfigError
 from watcher.sources.base import Source
 from watcher.sources.file import FileSource
 from watcher.sources.journal import JournalSource
@@ -20,7 +21,7 @@ CANDIDATES = ("/var/log/mail.log", "/var/log/maillog")
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
-class SourceError(Exception):
+class SourceError(ConfigError):
     """A source specification is wrong."""
 
 
@@ -51,9 +52,9 @@ def default_source(
     return "journal", "no mail log file found; Postfix logs to the journal"
 
 
-def build_source(spec: str, state_dir: Path, *, poll: bool = False) -> Source:
+def build_source(spec: str, state_dir: str | os.PathLike[str], *, poll: bool = False) -> Source:
     """``file:PATH`` or ``journal``; checkpoints live under ``state_dir/sources``."""
-    sources_dir = state_dir / "sources"
+    sources_dir = Path(state_dir) / "sources"
     if spec == "journal":
         return JournalSource(sources_dir / "journal.json")
     if spec.startswith("file:") and len(spec) > len("file:"):

@@ -15,13 +15,15 @@ import os
 import tempfile
 from pathlib import Path
 
+from watcher.core.errors import StormwatchError
+
 log = logging.getLogger(__name__)
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
-class StateError(Exception):
+class StateError(StormwatchError):
     """A state file exists but cannot be used (corrupt JSON, wrong shape)."""
 
 
