@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.incidents import make_incident
 from watcher.core.decide import Action
+from watcher.core.incident import Incident
 from watcher.core.settings import CommandSettings
-from watcher.responders.base import Incident
 from watcher.responders.command import MAX_VALUE_CHARS, CommandResponder
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ def hostile_incident(tmp: Path) -> Hostile:
         f"second line | touch {c[4]} > /dev/null \\ {{rule}} {{0}} %s $HOME ${{IFS}}"
     )
     return Hostile(
-        Incident(
+        make_incident(
             id=f"20111016T085552Z-$(touch {c[5]})",
             rule="forwarding-loop; reboot",
             description="",

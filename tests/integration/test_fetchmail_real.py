@@ -21,17 +21,18 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.incidents import make_incident
 from tests.integration.harness.requires import require_programs, wait_for
 from watcher.core.decide import Action
 from watcher.core.settings import FetchmailSettings
-from watcher.responders.base import Incident, Outcome
+from watcher.responders.base import Outcome
 from watcher.responders.process import MID_POLL_NOTE, FetchmailResponder
 
 pytestmark = pytest.mark.integration
 
 LOOPBACK = "127.0.0.1"
 ACTION = Action("stop-fetchmail", "trip", "forwarding-loop", 0, 100, 100, 300.0)
-INCIDENT = Incident(
+INCIDENT = make_incident(
     id="i",
     rule="forwarding-loop",
     description="",

@@ -18,8 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.incidents import make_incident
 from tests.integration.harness.requires import wait_for
-from watcher.responders.base import Incident, Outcome
+from watcher.responders.base import Outcome
 from watcher.responders.notify import Notifier, render_page
 
 pytestmark = [
@@ -31,7 +32,7 @@ pytestmark = [
 LOOPBACK = "127.0.0.1"
 TIMEOUT = 0.5  # per-send timeout given to the notifier: the slow target exceeds it
 
-INCIDENT = Incident(
+INCIDENT = make_incident(
     id="20111016T085552Z-forwarding-loop",
     rule="forwarding-loop",
     description="null-sender bounces relayed to a remote host",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.incidents import make_incident
 from tests.integration.conftest import LIST, loop_post
 from tests.integration.harness.postfix import PostfixInstance
 from tests.integration.harness.procs import still_running
@@ -11,7 +12,6 @@ from tests.integration.harness.requires import wait_for
 from tests.integration.harness.sink import SmtpSink
 from watcher.core.decide import Action
 from watcher.core.settings import PostfixSettings, Settings
-from watcher.responders.base import Incident
 from watcher.responders.postfix import (
     FreezeResponder,
     HoldResponder,
@@ -20,7 +20,7 @@ from watcher.responders.postfix import (
     restore,
 )
 
-INCIDENT = Incident("20261128T000000Z-test", "forwarding-loop", "", 3, 3, 600, "", "", "")
+INCIDENT = make_incident("20261128T000000Z-test", "forwarding-loop", "", 3, 3, 600, "", "", "")
 FREEZE = Action("freeze-postfix", "trip", "backscatter", 0, 10, 10, 60, ("smtp",))
 HOLD = Action("hold-bounces", "trip", "backscatter", 0, 10, 10, 60)
 

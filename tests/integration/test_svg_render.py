@@ -19,7 +19,7 @@ from tests.integration.harness.requires import find_program, unavailable
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline
 from watcher.core.settings import Settings
-from watcher.reports import incident as inc
+from watcher.reports import build, store, svg
 from watcher.runtime.rulefiles import load_rules
 
 pytestmark = pytest.mark.integration
@@ -108,9 +108,9 @@ def png(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     pipeline = Pipeline.build(rules, parser, content_filters=Settings().content_filters)
     text = resources.files("watcher.data").joinpath("demo-incident.log").read_text("utf-8")
     pipeline.run_text(text, "demo-incident.log")
-    data = inc.incident_data_from_replay(pipeline, "backscatter", TOKYO)
+    data = build.from_pipeline(pipeline, "backscatter", TOKYO)
     folder = tmp_path_factory.mktemp("incident")
-    inc.write_incident(folder, data)
+    store.write_incident(folder, data)
     out = folder / "timeline.png"
     done = subprocess.run(
         [exe, "--format", "png", "--output", str(out), "--", str(folder / "timeline.svg")],
@@ -128,7 +128,7 @@ def test_png_has_the_svg_size_and_is_not_trivial(png: tuple[Path, bytes]) -> Non
     path, data = png
     assert len(data) > 10_000, f"{path}: suspiciously small ({len(data)} bytes)"
     width, height, _ = read_png(data)
-    assert (width, height) == (inc.SVG_W, inc.SVG_H)
+    assert (width, height) == (svg.SVG_W, svg.SVG_H)
 
 
 def test_png_shows_bars_trip_and_threshold_on_white(png: tuple[Path, bytes]) -> None:
@@ -139,14 +139,14 @@ def test_png_shows_bars_trip_and_threshold_on_white(png: tuple[Path, bytes]) -> 
     assert len(seen) > 20  # text is antialiased: many shades, not one flat colour
     white = seen[(255, 255, 255)]
     assert white > total * 0.4, "background should be white"
-    bar = seen[_rgb(inc._BAR)]
+    bar = seen[_rgb(svg._BAR)]
     assert bar > total * 0.05, f"bars: {bar} px of {total}"
-    trip = seen[_rgb(inc._TRIP)]
+    trip = seen[_rgb(svg._TRIP)]
     assert trip > 200, f"trip mark and label: {trip} px"
-    threshold = seen[_rgb(inc._THRESH)]
+    threshold = seen[_rgb(svg._THRESH)]
     assert threshold > 200, f"threshold line and label: {threshold} px"
     # the bars stand on the plot's floor: bar colour in the row just above the baseline
-    base_row = inc._TOP + (inc.SVG_H - inc._TOP - inc._BOTTOM) - 3
+    base_row = svg._TOP + (svg.SVG_H - svg._TOP - svg._BOTTOM) - 3
     row = rows[base_row]
     pixels = list(zip(row[0::3], row[1::3], row[2::3], strict=True))
-    assert pixels.count(_rgb(inc._BAR)) > (inc.SVG_W - inc._LEFT - inc._RIGHT) * 0.5
+    assert pixels.count(_rgb(svg._BAR)) > (svg.SVG_W - svg._LEFT - svg._RIGHT) * 0.5

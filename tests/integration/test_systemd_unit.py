@@ -237,7 +237,7 @@ args = json.loads(sys.argv[1])
 from watcher.core.settings import PostfixSettings, Settings
 from watcher.core.decide import Action
 from watcher.core import plan
-from watcher.responders.base import Incident
+from tests.incidents import make_incident
 from watcher.responders.postfix import (
     FreezeResponder, HoldResponder, PostfixControl, PostfixError, frozen_from, restore,
 )
@@ -245,7 +245,7 @@ from watcher.responders.postfix import (
 cfg = args["config_directory"]
 settings = Settings(postfix=PostfixSettings(config_directory=cfg))
 control = PostfixControl(cfg)
-incident = Incident("20261128T000000Z-unit", "backscatter", "", 10, 10, 60, "", "", "")
+incident = make_incident("20261128T000000Z-unit", "backscatter", "", 10, 10, 60, "", "", "")
 results = {}
 
 def step(name, fn):

@@ -155,10 +155,10 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_progress_bar_on_a_terminal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import watcher.cli
+    import watcher.runtime.replay
 
     log = _calm_log(tmp_path / "mail.log")
-    monkeypatch.setattr(watcher.cli, "PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr(watcher.runtime.replay, "PROGRESS_MIN_BYTES", 0)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(["replay", "--year", "2011", str(log)]) == 0
     assert "mail.log" in capsys.readouterr().err  # tqdm's bar, labelled with the file

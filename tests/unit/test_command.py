@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
+from tests.incidents import make_incident, with_line
 from watcher.core.decide import Action
 from watcher.core.settings import CommandSettings
-from watcher.responders.base import Incident
 from watcher.responders.command import (
     MAX_VALUE_CHARS,
     PLACEHOLDERS,
@@ -23,7 +23,7 @@ from watcher.responders.command import (
 )
 
 ACTION = Action("command", "trip", "forwarding-loop", 0, 100, 100, 300.0)
-INCIDENT = Incident(
+INCIDENT = make_incident(
     id="20111016T085252Z-forwarding-loop",
     rule="forwarding-loop",
     description="bounces of looping mail relayed out",
@@ -147,14 +147,14 @@ def test_each_element_is_filled_on_its_own() -> None:
 
 def test_hostile_values_stay_one_argument_and_are_not_expanded_again() -> None:
     hostile = "x $(touch /tmp/pwned) `id` 'q' \"dq\" ; rm -rf / {rule} {0.__class__}\nline2"
-    values = placeholder_values(replace(INCIDENT, trip_line=hostile, host="h; reboot"))
+    values = placeholder_values(replace(with_line(INCIDENT, hostile), host="h; reboot"))
     argv = fill_argv(["/bin/page", "{trip_line}", "--host={host}"], values)
     assert argv == ["/bin/page", hostile, "--host=h; reboot"]
 
 
 def test_nul_is_escaped_and_overlong_values_are_cut() -> None:
     long_line = "A" * (MAX_VALUE_CHARS + 50)
-    values = placeholder_values(replace(INCIDENT, trip_line=long_line, host="a\x00b"))
+    values = placeholder_values(replace(with_line(INCIDENT, long_line), host="a\x00b"))
     assert values["host"] == "a\\x00b"
     assert values["trip_line"] == "A" * MAX_VALUE_CHARS + "...[50 more characters]"
 

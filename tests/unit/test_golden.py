@@ -53,7 +53,7 @@ def test_parallel_scan_of_a_large_file_gives_the_same_verdict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Worker processes scan byte ranges; the join runs in order: same answer, to the byte."""
-    import watcher.cli
+    import watcher.runtime.replay
     import watcher.sources.replay
 
     demo = Path(__file__).resolve().parents[2] / "watcher" / "data" / "demo-incident.log"
@@ -71,7 +71,7 @@ def test_parallel_scan_of_a_large_file_gives_the_same_verdict(
     ]
     assert main(args) == 1
     sequential = json.loads(capsys.readouterr().out)
-    monkeypatch.setattr(watcher.cli, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(watcher.runtime.replay, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(watcher.sources.replay, "RANGE_BYTES", 64 << 10)  # ~23 ranges
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     ranges: list[int] = []
@@ -81,7 +81,7 @@ def test_parallel_scan_of_a_large_file_gives_the_same_verdict(
             ranges.append(scanned[0])
             yield scanned
 
-    monkeypatch.setattr("watcher.cli.scan_parallel", counting)
+    monkeypatch.setattr("watcher.runtime.replay.scan_parallel", counting)
     assert main(args) == 1
     parallel = json.loads(capsys.readouterr().out)
     assert len(ranges) > 20

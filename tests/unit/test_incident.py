@@ -25,10 +25,13 @@ from tests import logshapes as L
 from watcher.core.correlate import Correlator
 from watcher.core.decide import Decider
 from watcher.core.detect import Detector
+from watcher.core.incident import Incident
+from watcher.core.latch import Latch
 from watcher.core.parse import Parser
-from watcher.core.pipeline import Pipeline
+from watcher.core.pipeline import Evidence, Pipeline, Where
 from watcher.core.settings import Settings
-from watcher.reports import incident as inc
+from watcher.core.times import from_iso
+from watcher.reports import build, codec, markdown, model, store, svg
 from watcher.runtime.rulefiles import load_rules
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden" / "incident"
@@ -52,8 +55,8 @@ def regenerate() -> None:
     pipeline = replay_demo()
     GOLDEN.mkdir(parents=True, exist_ok=True)
     for rule in DEMO_RULES:
-        data = inc.incident_data_from_replay(pipeline, rule, TOKYO)
-        text = json.dumps(inc.render_json(data), indent=1, ensure_ascii=False, sort_keys=True)
+        data = build.from_pipeline(pipeline, rule, TOKYO)
+        text = json.dumps(codec.to_json(data), indent=1, ensure_ascii=False, sort_keys=True)
         (GOLDEN / f"demo-{rule}.json").write_text(text + "\n", encoding="utf-8")
 
 
@@ -63,13 +66,17 @@ def demo() -> Pipeline:
 
 
 @pytest.fixture(scope="module")
-def loop(demo: Pipeline) -> inc.IncidentData:
-    return inc.incident_data_from_replay(demo, "forwarding-loop", TOKYO)
+def loop(demo: Pipeline) -> model.IncidentReport:
+    return build.from_pipeline(demo, "forwarding-loop", TOKYO)
 
 
 @pytest.fixture(scope="module")
-def back(demo: Pipeline) -> inc.IncidentData:
-    return inc.incident_data_from_replay(demo, "backscatter", TOKYO)
+def back(demo: Pipeline) -> model.IncidentReport:
+    return build.from_pipeline(demo, "backscatter", TOKYO)
+
+
+def _latch_of(**kwargs: object) -> Latch:
+    return Latch.from_json(_latch(**kwargs))  # type: ignore[arg-type]
 
 
 def _latch(
@@ -79,7 +86,11 @@ def _latch(
     return {
         "schema": 1,
         "tripped": True,
-        "incident": {"id": "20111016T085253Z-backscatter", "host": "mailhub"},
+        "incident": {
+            "id": "20111016T085253Z-backscatter",
+            "rule": "backscatter",
+            "host": "mailhub",
+        },
         "actions": [
             {
                 "kind": "freeze-postfix",
@@ -114,43 +125,53 @@ def _latch(
 
 @pytest.mark.parametrize("rule", DEMO_RULES)
 def test_demo_report_json_is_exactly_the_golden_one(demo: Pipeline, rule: str) -> None:
-    data = inc.incident_data_from_replay(demo, rule, TOKYO)
-    got = json.loads(json.dumps(inc.render_json(data)))
+    data = build.from_pipeline(demo, rule, TOKYO)
+    got = json.loads(json.dumps(codec.to_json(data)))
     want = json.loads((GOLDEN / f"demo-{rule}.json").read_text(encoding="utf-8"))
     assert got == want
 
 
 @pytest.mark.parametrize("rule", DEMO_RULES)
 def test_demo_report_md_has_the_golden_table_rows(demo: Pipeline, rule: str) -> None:
-    md = inc.render_markdown(inc.incident_data_from_replay(demo, rule, TOKYO)).splitlines()
+    md = markdown.render_markdown(build.from_pipeline(demo, rule, TOKYO)).splitlines()
     want = (GOLDEN / f"demo-{rule}.rows.md").read_text(encoding="utf-8").splitlines()
     missing = [row for row in want if row and row not in md]
     assert not missing, "rows missing from report.md:\n" + "\n".join(missing)
 
 
 def test_demo_headline_figures_are_the_seed_incidents(
-    loop: inc.IncidentData, back: inc.IncidentData, demo: Pipeline
+    loop: model.IncidentReport, back: model.IncidentReport, demo: Pipeline
 ) -> None:
     """1000 bounces relayed out, 787 + 155 to the two big list hosts; the switch trips on
     the second loop, before any bounce has left."""
-    assert inc.tripping_rule(demo) == "forwarding-loop"
+    assert build.tripping_rule(demo) == "forwarding-loop"
     assert back.matches_total == len(back.matches) == 1000
     assert back.by_domain[:2] == (("groups.example.com", 787), ("lists.example.org", 155))
-    assert loop.trip is not None
-    assert (loop.trip.time, loop.trip.line, loop.trip.count) == ("2011-10-16T17:52:52+09:00", 73, 2)
-    assert loop.id == "20111016T085252Z-forwarding-loop"
-    assert loop.host == "mailhub"
+    assert loop.incident.trip is not None
+    assert (loop.incident.trip.time, loop.incident.trip.line, loop.incident.trip.count) == (
+        "2011-10-16T17:52:52+09:00",
+        73,
+        2,
+    )
+    assert loop.incident.id == "20111016T085252Z-forwarding-loop"
+    assert loop.incident.host == "mailhub"
     assert loop.mode == "replay"
     assert loop.rule_actions == ("freeze-postfix", "hold-bounces", "stop-fetchmail", "notify")
     others = {o.name: o for o in loop.other_rules}
     assert others["backscatter"].matches == 1000
     assert others["backscatter"].before_stop == 0  # first relayed bounce: line 110 > 82
-    assert len(inc.escaped_before_stop(loop)) == 2
+    assert len(model.escaped_before_stop(loop)) == 2
 
 
-def test_matches_carry_what_the_join_knew(loop: inc.IncidentData, back: inc.IncidentData) -> None:
+def test_matches_carry_what_the_join_knew(
+    loop: model.IncidentReport, back: model.IncidentReport
+) -> None:
     m = loop.matches[0]
-    assert (m.line, m.qid, m.domain) == (64, m.text.split()[5].rstrip(":"), "localhost")
+    assert (m.where.lineno, m.qid, m.domain) == (
+        64,
+        m.where.text.split()[5].rstrip(":"),
+        "localhost",
+    )
     assert m.sender.endswith("@lists.example.org") or "@" in m.sender
     assert {b.sender for b in back.matches} == {""}  # backscatter: the null sender
     by_domain: dict[str, int] = {}
@@ -166,15 +187,17 @@ def test_matches_carry_what_the_join_knew(loop: inc.IncidentData, back: inc.Inci
 
 def test_unknown_rule_is_a_value_error(demo: Pipeline) -> None:
     with pytest.raises(ValueError, match="no rule 'nope'"):
-        inc.incident_data_from_replay(demo, "nope", TOKYO)
+        build.from_pipeline(demo, "nope", TOKYO)
 
 
 def test_max_matches_caps_the_lines_not_the_counts(demo: Pipeline) -> None:
-    data = inc.incident_data_from_replay(demo, "backscatter", TOKYO, max_matches=10)
+    data = build.from_pipeline(demo, "backscatter", TOKYO, max_matches=10)
     assert len(data.matches) == 10
     assert data.matches_total == 1000
     assert sum(n for _, n in data.by_domain) == 1000
-    assert "Only the first 10 of 1,000 matching lines were recorded" in inc.render_markdown(data)
+    assert "Only the first 10 of 1,000 matching lines were recorded" in markdown.render_markdown(
+        data
+    )
 
 
 def _weeks_then_storm() -> list[str]:
@@ -202,8 +225,8 @@ def test_since_keeps_weeks_of_legitimate_bounces_out_of_a_live_incident() -> Non
     assert s.matches == 45  # the running totals hold the three weeks too
     assert s.tripped is not None
     since = s.tripped.time - 600 * 1_000_000
-    whole = inc.incident_data_from_replay(p, "backscatter", UTC)
-    data = inc.incident_data_from_replay(p, "backscatter", UTC, since_us=since)
+    whole = build.from_pipeline(p, "backscatter", UTC)
+    data = build.from_pipeline(p, "backscatter", UTC, since_us=since)
     assert whole.matches_total == 45
     assert "customer.example.net" in dict(whole.by_domain)
     assert data.matches_total == len(data.matches) == 15
@@ -213,13 +236,13 @@ def test_since_keeps_weeks_of_legitimate_bounces_out_of_a_live_incident() -> Non
         "lists2.example.org": 5,
     }
     assert data.by_sender == (("", 15),)
-    assert data.first_match is not None
-    assert data.first_match.time == "2011-10-16T17:53:40+00:00"  # 100.2 s: whole seconds
-    assert data.trip is not None
-    assert data.trip.count == 10
+    assert data.incident.first_match is not None
+    assert data.incident.first_match.time == "2011-10-16T17:53:40+00:00"  # 100.2 s: whole seconds
+    assert data.incident.trip is not None
+    assert data.incident.trip.count == 10
     loops = {o.name: o for o in data.other_rules}["forwarding-loop"]
     assert loops.matches == 15
-    chart = inc.chart_buckets(data)
+    chart = svg.chart_buckets(data)
     assert len(chart.counts) < 10  # around the storm, not three weeks
     assert chart.before == chart.after == 0
 
@@ -233,10 +256,10 @@ def test_evidence_keeps_the_last_lines_with_what_the_join_knew() -> None:
     p.run(_weeks_then_storm(), "mail.log")
     s = p.summaries["forwarding-loop"]
     assert s.evidence_dropped == 11
-    data = inc.incident_data_from_replay(p, "forwarding-loop", UTC)
+    data = build.from_pipeline(p, "forwarding-loop", UTC)
     senders = [m.sender for m in data.matches]
     assert senders == [f"list{i % 3}-bounces@lists{i % 3}.example.org" for i in range(11, 15)]
-    assert all(m.qid and m.qid in m.text for m in data.matches)
+    assert all(m.qid and m.qid in m.where.text for m in data.matches)
 
 
 def test_a_trip_by_hand_has_a_report_from_the_latch_alone() -> None:
@@ -253,10 +276,10 @@ def test_a_trip_by_hand_has_a_report_from_the_latch_alone() -> None:
         "host": "mx1",
     }
     latch["trips"] = [{"source": "manual", "line": 0}]
-    data = inc.incident_data_from_latch(latch, UTC, config_directory="/etc/postfix")
-    assert (data.rule, data.mode, data.host) == ("manual", "live", "mx1")
+    data = build.from_latch(Latch.from_json(latch), UTC, config_directory="/etc/postfix")
+    assert (data.incident.rule, data.mode, data.incident.host) == ("manual", "live", "mx1")
     assert data.held == ("2A0000000B", "2A0000000C")
-    md = inc.render_markdown(data)
+    md = markdown.render_markdown(data)
     assert r"- Tripped by hand at 2024-01-02 03:04:05: bounces to \*everyone\*" in md
     assert "| 2024-01-02 03:04:05 | **tripped by hand** (manual:0) |" in md
     assert "postsuper -c /etc/postfix -H 2A0000000B" in md
@@ -267,7 +290,7 @@ def test_a_trip_by_hand_has_a_report_from_the_latch_alone() -> None:
     assert len(_by_class(root, "line", "trip")) == 1
     assert not _by_class(root, "line", "threshold")
     assert "no matching lines" in "".join(root.itertext())
-    assert inc.json_to_data(inc.render_json(data)) == data
+    assert codec.from_json(codec.to_json(data)) == data
 
 
 # ------------------------------------------------------------------ JSON round trip
@@ -275,28 +298,21 @@ def test_a_trip_by_hand_has_a_report_from_the_latch_alone() -> None:
 
 @pytest.mark.parametrize("rule", DEMO_RULES)
 def test_json_round_trip_through_text(demo: Pipeline, rule: str) -> None:
-    data = inc.incident_data_from_replay(demo, rule, TOKYO, latch=_latch())
-    text = json.dumps(inc.render_json(data), ensure_ascii=False)
-    assert inc.json_to_data(json.loads(text)) == data
+    data = build.from_pipeline(demo, rule, TOKYO, latch=_latch_of())
+    text = json.dumps(codec.to_json(data), ensure_ascii=False)
+    assert codec.from_json(json.loads(text)) == data
 
 
 def test_json_round_trip_keeps_microseconds_exactly() -> None:
     t = 1_318_755_172_123_457
-    data = inc.IncidentData(
-        id="x",
-        host="h",
-        rule="r",
-        description="",
-        window_seconds=60.0,
-        threshold=10,
-        trip=None,
-        first_match=None,
-        matches=(inc.Match(t, "s", 1, "line", "d", "", "ABCDEF"),),
+    data = model.IncidentReport(
+        incident=Incident(id="x", rule="r", window_seconds=60.0, threshold=10, host="h"),
+        matches=(Evidence(Where("s", 1, "line", t), "ABCDEF", "d", ""),),
         matches_total=1,
         tz="America/New_York",
     )
-    assert inc.render_json(data)["matches"][0]["time"] == "2011-10-16T04:52:52.123457-04:00"
-    assert inc.json_to_data(inc.render_json(data)) == data
+    assert codec.to_json(data)["matches"][0]["time"] == "2011-10-16T04:52:52.123457-04:00"
+    assert codec.from_json(codec.to_json(data)) == data
 
 
 @pytest.mark.parametrize(
@@ -325,71 +341,75 @@ def test_json_round_trip_keeps_microseconds_exactly() -> None:
     ],
 )
 def test_json_to_data_names_what_is_wrong(
-    loop: inc.IncidentData, change: dict[str, object], message: str
+    loop: model.IncidentReport, change: dict[str, object], message: str
 ) -> None:
-    d = {**inc.render_json(loop), **change}
+    d = {**codec.to_json(loop), **change}
     with pytest.raises(ValueError, match=message):
-        inc.json_to_data(d)
+        codec.from_json(d)
 
 
-def test_json_to_data_reports_a_missing_key(loop: inc.IncidentData) -> None:
-    d = inc.render_json(loop)
+def test_json_to_data_reports_a_missing_key(loop: model.IncidentReport) -> None:
+    d = codec.to_json(loop)
     del d["threshold"]
     with pytest.raises(ValueError, match="missing key 'threshold'"):
-        inc.json_to_data(d)
+        codec.from_json(d)
 
 
 # ------------------------------------------------------------------- live: the latch
 
 
 def test_latch_makes_it_live_with_outcomes_held_and_stop(demo: Pipeline) -> None:
-    data = inc.incident_data_from_replay(
-        demo, "backscatter", TOKYO, latch=_latch(), config_directory="/etc/postfix-out"
+    data = build.from_pipeline(
+        demo, "backscatter", TOKYO, latch=_latch_of(), config_directory="/etc/postfix-out"
     )
     assert data.mode == "live"
-    assert data.id == "20111016T085253Z-backscatter"
+    assert data.incident.id == "20111016T085253Z-backscatter"
     assert data.held == ("2A0000000B", "2A0000000C")
     assert data.outflow_stopped_at == "2011-10-16T08:53:05.250+00:00"
     assert [a.kind for a in data.actions] == ["freeze-postfix", "hold-bounces", "notify"]
     # the stop is 17:53:05.25 JST: what the backscatter rule logged up to then escaped
-    escaped = inc.escaped_before_stop(data)
-    cut = inc.iso_to_us("2011-10-16T17:53:05.250+09:00")
-    assert escaped == tuple(m for m in data.matches if m.time_us <= cut)
+    escaped = model.escaped_before_stop(data)
+    cut = from_iso("2011-10-16T17:53:05.250+09:00")
+    assert escaped == tuple(m for m in data.matches if m.where.time <= cut)
     assert 0 < len(escaped) < 1000
-    j = inc.render_json(data)
+    j = codec.to_json(data)
     assert j["escaped"]["basis"] == "freeze"
     assert j["escaped"]["count"] == len(escaped)
-    md = inc.render_markdown(data)
+    md = markdown.render_markdown(data)
     assert "| 2011-10-16 17:53:05.250 (host clock) | **outflow stopped** |" in md
     assert "| notify | **FAILED** | 2011-10-16 17:53:06.000 |" in md
     assert f"{len(escaped):,} deliveries logged before the outflow stopped at" in md
 
 
 def test_a_failed_freeze_means_everything_escaped(demo: Pipeline) -> None:
-    data = inc.incident_data_from_replay(demo, "backscatter", TOKYO, latch=_latch(freeze_ok=False))
+    data = build.from_pipeline(demo, "backscatter", TOKYO, latch=_latch_of(freeze_ok=False))
     assert data.outflow_stopped_at is None
-    assert inc.stop_point(data) == ("not-stopped", None)
-    assert len(inc.escaped_before_stop(data)) == 1000
-    assert "The outflow was **not** stopped: 1,000 deliveries in all." in inc.render_markdown(data)
+    assert model.stop_point(data) == ("not-stopped", None)
+    assert len(model.escaped_before_stop(data)) == 1000
+    assert "The outflow was **not** stopped: 1,000 deliveries in all." in markdown.render_markdown(
+        data
+    )
 
 
-def test_replay_stops_at_the_trip_line_in_log_order(back: inc.IncidentData) -> None:
-    assert back.trip is not None
-    escaped = inc.escaped_before_stop(back)
-    assert escaped[-1].line == back.trip.line
-    assert len(escaped) == back.trip.count  # the rule tripped on its 10th relayed bounce
-    same_second = [m for m in back.matches if m.time_us == inc.iso_to_us(back.trip.time)]
-    assert any(m.line > back.trip.line for m in same_second)  # later lines that second: kept in
+def test_replay_stops_at_the_trip_line_in_log_order(back: model.IncidentReport) -> None:
+    assert back.incident.trip is not None
+    escaped = model.escaped_before_stop(back)
+    assert escaped[-1].where.lineno == back.incident.trip.line
+    assert len(escaped) == back.incident.trip.count  # the rule tripped on its 10th relayed bounce
+    same_second = [m for m in back.matches if m.where.time == from_iso(back.incident.trip.time)]
+    assert any(
+        m.where.lineno > back.incident.trip.line for m in same_second
+    )  # later lines that second: kept in
 
 
 # ------------------------------------------------------------------------- Markdown
 
 
 def test_markdown_has_timeline_tables_and_exact_commands(demo: Pipeline) -> None:
-    data = inc.incident_data_from_replay(
-        demo, "backscatter", TOKYO, latch=_latch(), config_directory="/etc/postfix-out"
+    data = build.from_pipeline(
+        demo, "backscatter", TOKYO, latch=_latch_of(), config_directory="/etc/postfix-out"
     )
-    md = inc.render_markdown(data)
+    md = markdown.render_markdown(data)
     for heading in ("## Timeline", "## Per destination domain", "## Per sender",
                     "## What escaped before the stop", "## Held mail: inspect or release"):  # fmt: skip
         assert heading in md
@@ -406,10 +426,10 @@ def test_markdown_has_timeline_tables_and_exact_commands(demo: Pipeline) -> None
 
 
 def test_commands_quote_the_directory_and_leave_out_what_is_not_a_queue_id(
-    loop: inc.IncidentData,
+    loop: model.IncidentReport,
 ) -> None:
     data = replace(loop, config_directory="/etc/post fix", held=("; rm -rf /", "4F2A9B1C3D"))
-    md = inc.render_markdown(data)
+    md = markdown.render_markdown(data)
     assert "postsuper -c '/etc/post fix' -H 4F2A9B1C3D" in md
     assert "rm -rf" not in md
     assert "(left out, not a valid queue ID: 1)" in md
@@ -430,8 +450,8 @@ def _hostile_pipeline() -> Pipeline:
 
 
 def test_hostile_addresses_are_escaped_in_markdown() -> None:
-    data = inc.incident_data_from_replay(_hostile_pipeline(), "forwarding-loop", UTC)
-    md = inc.render_markdown(data)
+    data = build.from_pipeline(_hostile_pipeline(), "forwarding-loop", UTC)
+    md = markdown.render_markdown(data)
     row = next(line for line in md.splitlines() if "evil" in line and line.startswith("| x"))
     assert row == (
         r"| x\|y\*z\*\_u\_\`v\`\[a\](http://evil.example)\<script\>alert(1)\</script\>"
@@ -441,22 +461,25 @@ def test_hostile_addresses_are_escaped_in_markdown() -> None:
     assert "\x1b" not in md
 
 
-def test_a_log_line_cannot_close_its_code_block(loop: inc.IncidentData) -> None:
-    assert loop.trip is not None
-    data = replace(loop, trip=replace(loop.trip, text="a ``` b ```` c"))
-    md = inc.render_markdown(data).splitlines()
+def test_a_log_line_cannot_close_its_code_block(loop: model.IncidentReport) -> None:
+    assert loop.incident.trip is not None
+    data = replace(
+        loop,
+        incident=replace(loop.incident, trip=replace(loop.incident.trip, text="a ``` b ```` c")),
+    )
+    md = markdown.render_markdown(data).splitlines()
     i = md.index("a ``` b ```` c")
     assert md[i - 1] == md[i + 1] == "`````"
 
 
 def test_md_escape_keeps_plain_addresses_readable() -> None:
-    assert inc.md_escape("bounce-debian-tips=listuser=example.jp@lists.example.org") == (
+    assert markdown.md_escape("bounce-debian-tips=listuser=example.jp@lists.example.org") == (
         "bounce-debian-tips=listuser=example.jp@lists.example.org"
     )
 
 
-def test_summary_lines_are_the_top_of_the_report(loop: inc.IncidentData) -> None:
-    lines = inc.summary_lines(loop)
+def test_summary_lines_are_the_top_of_the_report(loop: model.IncidentReport) -> None:
+    lines = markdown.summary_lines(loop)
     assert lines[0] == (
         "Rule forwarding-loop tripped at 2011-10-16 17:52:52 (Asia/Tokyo): 2 in 600 s "
         "(trip_at 2), demo-incident.log line 73."
@@ -467,8 +490,8 @@ def test_summary_lines_are_the_top_of_the_report(loop: inc.IncidentData) -> None
 # ------------------------------------------------------------------------------ SVG
 
 
-def _svg(data: inc.IncidentData, **kw: int) -> ET.Element:
-    return ET.fromstring(inc.render_svg(data, **kw))
+def _svg(data: model.IncidentReport, **kw: int) -> ET.Element:
+    return ET.fromstring(svg.render_svg(data, **kw))
 
 
 def _by_class(root: ET.Element, tag: str, cls: str) -> list[ET.Element]:
@@ -477,8 +500,8 @@ def _by_class(root: ET.Element, tag: str, cls: str) -> list[ET.Element]:
 
 @pytest.mark.parametrize("rule", DEMO_RULES)
 def test_svg_has_one_bar_per_bucket_and_all_matches(demo: Pipeline, rule: str) -> None:
-    data = inc.incident_data_from_replay(demo, rule, TOKYO)
-    chart = inc.chart_buckets(data)
+    data = build.from_pipeline(demo, rule, TOKYO)
+    chart = svg.chart_buckets(data)
     root = _svg(data)
     bars = _by_class(root, "rect", "bar")
     assert len(bars) == len(chart.counts)
@@ -492,7 +515,7 @@ def test_svg_has_one_bar_per_bucket_and_all_matches(demo: Pipeline, rule: str) -
     assert int(bars[tallest].get("data-count", "0")) == max(chart.counts)
 
 
-def test_svg_marks_threshold_and_trip(back: inc.IncidentData) -> None:
+def test_svg_marks_threshold_and_trip(back: model.IncidentReport) -> None:
     root = _svg(back)
     (threshold,) = _by_class(root, "line", "threshold")
     (trip,) = _by_class(root, "line", "trip")
@@ -516,7 +539,7 @@ def test_svg_marks_threshold_and_trip(back: inc.IncidentData) -> None:
 
 
 def test_svg_of_a_live_incident_marks_the_stop(demo: Pipeline) -> None:
-    data = inc.incident_data_from_replay(demo, "backscatter", TOKYO, latch=_latch())
+    data = build.from_pipeline(demo, "backscatter", TOKYO, latch=_latch_of())
     root = _svg(data)
     assert len(_by_class(root, "line", "stop")) == 1
     texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
@@ -525,84 +548,92 @@ def test_svg_of_a_live_incident_marks_the_stop(demo: Pipeline) -> None:
 
 
 def test_svg_escapes_hostile_text_and_stays_valid_xml() -> None:
-    data = inc.incident_data_from_replay(_hostile_pipeline(), "forwarding-loop", UTC)
-    data = replace(data, host="<h&st>", rule='r"]]>')
+    data = build.from_pipeline(_hostile_pipeline(), "forwarding-loop", UTC)
+    data = replace(data, incident=replace(data.incident, host="<h&st>", rule='r"]]>'))
     root = _svg(data)
     assert "<h&st>" in "".join(root.itertext())
     assert not list(root.iter(f"{SVG}script"))
 
 
-def test_svg_keeps_a_long_incident_to_a_readable_window(loop: inc.IncidentData) -> None:
+def test_svg_keeps_a_long_incident_to_a_readable_window(loop: model.IncidentReport) -> None:
     """Matches over 12 hours: at most MAX_BUCKETS bars, around the trip, and the rest counted."""
     spread = tuple(
-        m._replace(time_us=m.time_us + i * 40 * 1_000_000) for i, m in enumerate(loop.matches)
+        replace(m, where=replace(m.where, time=m.where.time + i * 40 * 1_000_000))
+        for i, m in enumerate(loop.matches)
     )
     data = replace(loop, matches=spread)
-    chart = inc.chart_buckets(data)
-    assert len(chart.counts) == inc.MAX_BUCKETS
+    chart = svg.chart_buckets(data)
+    assert len(chart.counts) == svg.MAX_BUCKETS
     assert chart.before + chart.after + sum(chart.counts) == len(spread)
     assert chart.after > 0
-    assert len(_by_class(_svg(data), "rect", "bar")) == inc.MAX_BUCKETS
+    assert len(_by_class(_svg(data), "rect", "bar")) == svg.MAX_BUCKETS
 
 
-def test_svg_with_no_matches_says_so(loop: inc.IncidentData) -> None:
-    data = replace(loop, matches=(), trip=None, first_match=None, matches_total=0)
+def test_svg_with_no_matches_says_so(loop: model.IncidentReport) -> None:
+    data = replace(
+        loop,
+        matches=(),
+        incident=replace(loop.incident, trip=None, first_match=None),
+        matches_total=0,
+    )
     root = _svg(data)
     assert len(_by_class(root, "rect", "bar")) == 1
     assert "no matching lines" in "".join(root.itertext())
 
 
-def test_svg_bucket_size_is_a_parameter(back: inc.IncidentData) -> None:
+def test_svg_bucket_size_is_a_parameter(back: model.IncidentReport) -> None:
     root = _svg(back, bucket_seconds=60)
     bars = _by_class(root, "rect", "bar")
     assert sum(int(b.get("data-count", "0")) for b in bars) == 1000
-    assert len(bars) == len(inc.chart_buckets(back, 60).counts) < 10
+    assert len(bars) == len(svg.chart_buckets(back, 60).counts) < 10
 
 
 # ---------------------------------------------------------------------------- folder
 
 
 def test_write_incident_writes_four_private_files_atomically(
-    tmp_path: Path, back: inc.IncidentData
+    tmp_path: Path, back: model.IncidentReport
 ) -> None:
-    folder = tmp_path / "incidents" / back.id
-    paths = inc.write_incident(folder, back)
+    folder = tmp_path / "incidents" / back.incident.id
+    paths = store.write_incident(folder, back)
     assert [p.name for p in paths] == ["report.md", "report.json", "timeline.svg", "evidence.log"]
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in paths)  # no tmp
     for p in paths:
         assert stat.S_IMODE(p.stat().st_mode) == 0o600
     assert folder.joinpath("evidence.log").read_text(encoding="utf-8").splitlines() == [
-        m.text for m in back.matches
+        m.where.text for m in back.matches
     ]
-    assert inc.load_incident(folder) == back
-    assert folder.joinpath("report.md").read_text(encoding="utf-8") == inc.render_markdown(back)
+    assert store.load_incident(folder) == back
+    assert folder.joinpath("report.md").read_text(encoding="utf-8") == markdown.render_markdown(
+        back
+    )
     ET.parse(folder / "timeline.svg")
 
 
 def test_write_incident_again_replaces_and_tightens_mode(
-    tmp_path: Path, loop: inc.IncidentData, back: inc.IncidentData
+    tmp_path: Path, loop: model.IncidentReport, back: model.IncidentReport
 ) -> None:
     folder = tmp_path / "f"
     folder.mkdir(mode=0o755)
-    inc.write_incident(folder, loop)
-    inc.write_incident(folder, back)
+    store.write_incident(folder, loop)
+    store.write_incident(folder, back)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    assert inc.load_incident(folder) == back
+    assert store.load_incident(folder) == back
 
 
 def test_list_incidents_newest_first_and_says_what_is_unreadable(
-    tmp_path: Path, loop: inc.IncidentData
+    tmp_path: Path, loop: model.IncidentReport
 ) -> None:
     root = tmp_path / "incidents"
-    inc.write_incident(root / "20111016T085252Z-forwarding-loop", loop)
+    store.write_incident(root / "20111016T085252Z-forwarding-loop", loop)
     archived = root / "20111017T000000Z-manual"
     archived.mkdir(parents=True)
     (archived / "latch.json").write_text("{}")
     broken = root / "20111018T000000Z-backscatter"
     broken.mkdir()
     (broken / "report.json").write_text("{not json")
-    got = inc.list_incidents(root)
+    got = store.list_incidents(root)
     assert [(p.name, d is not None) for p, d, _ in got] == [
         ("20111018T000000Z-backscatter", False),
         ("20111017T000000Z-manual", False),
@@ -610,4 +641,4 @@ def test_list_incidents_newest_first_and_says_what_is_unreadable(
     ]
     assert "not valid JSON" in got[0][2]
     assert got[1][2] == "no report.json"
-    assert inc.list_incidents(tmp_path / "none") == []
+    assert store.list_incidents(tmp_path / "none") == []

@@ -9,13 +9,17 @@ from typing import Any
 import pytest
 
 from tests import logshapes as L
+from tests.incidents import make_incident
 from watcher.core.decide import Action
+from watcher.core.incident import Incident
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline, Where
 from watcher.core.settings import Settings
-from watcher.responders.base import Incident, Outcome
-from watcher.responders.killswitch import KillSwitch, LatchStore, rearm
+from watcher.responders.base import Outcome
+from watcher.responders.killswitch import KillSwitch
+from watcher.responders.latchstore import LatchStore
 from watcher.responders.postfix import PostfixControl
+from watcher.responders.rearm import rearm
 from watcher.runtime.rulefiles import load_rules
 from watcher.state.files import StateError
 
@@ -29,7 +33,7 @@ class Fake:
 
     def respond(self, action: Action, incident: Incident) -> Outcome:
         latch = self.store.read()
-        assert latch["tripped"], "the latch must be written before any action"
+        assert latch.tripped, "the latch must be written before any action"
         self.log.append(self.kind)
         if self.fail:
             raise RuntimeError(f"{self.kind} broke")
@@ -50,7 +54,9 @@ def _actions(rule: str = "backscatter", kinds: tuple[str, ...] = KINDS) -> list[
     return [Action(k, "trip", rule, 0, 10, 10, 60.0) for k in kinds]  # type: ignore[arg-type]
 
 
-INCIDENT = Incident("20231114T221320Z-backscatter", "backscatter", "", 10, 10, 60, "", "", "line")
+INCIDENT = make_incident(
+    "20231114T221320Z-backscatter", "backscatter", "", 10, 10, 60, "", "", "line"
+)
 WHERE = Where("mail.log", 7, "line", 0)
 
 
@@ -113,11 +119,14 @@ def test_rearm_refuses_an_unreadable_state(tmp_path: Path) -> None:
 
 def test_rearm_when_not_tripped_does_nothing_and_is_safe_twice(tmp_path: Path) -> None:
     for _ in range(2):
-        was, steps, incident, released, held = rearm(
-            LatchStore(tmp_path), PostfixControl(str(tmp_path)), release=True
+        done = rearm(LatchStore(tmp_path), PostfixControl(str(tmp_path)), release=True)
+        assert (done.was_tripped, done.incident, done.released, done.still_held) == (
+            False,
+            None,
+            0,
+            0,
         )
-        assert (was, incident, released, held) == (False, None, 0, 0)
-        assert steps == ["the switch is not tripped: nothing to undo"]
+        assert done.steps == ["the switch is not tripped: nothing to undo"]
 
 
 def test_rearm_archives_the_record_and_clears_the_latch(tmp_path: Path) -> None:
@@ -128,10 +137,10 @@ def test_rearm_archives_the_record_and_clears_the_latch(tmp_path: Path) -> None:
         def queue(self) -> list[dict[str, Any]]:
             return []
 
-    was, steps, incident, _, _ = rearm(LatchStore(tmp_path), NoQueue(str(tmp_path)), release=True)
-    assert was
-    assert incident is not None
-    assert not LatchStore(tmp_path).read()["tripped"]
+    done = rearm(LatchStore(tmp_path), NoQueue(str(tmp_path)), release=True)
+    assert done.was_tripped
+    assert done.incident is not None
+    assert not LatchStore(tmp_path).read().tripped
     archived = tmp_path / "incidents" / INCIDENT.id / "latch.json"
     assert json.loads(archived.read_text())["tripped"] is True
-    assert steps[-1].startswith("re-armed")
+    assert done.steps[-1].startswith("re-armed")

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from tests.incidents import make_incident, with_line
 from watcher.core.decide import Action
 from watcher.core.settings import NotifySettings
-from watcher.responders.base import Incident, Outcome
+from watcher.responders.base import Outcome
 from watcher.responders.notify import (
     MAX_LINE_CHARS,
     Notifier,
@@ -39,7 +40,7 @@ HOSTILE_LINE = (
     "to=<\"$(touch /tmp/pwned)\"`id`;'x'@lists.example.org>, relay=mx.example.org[192.0.2.7]:25, "
     "delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 ok) <b>*bold*</b> [link](http://x)"
 )
-INCIDENT = Incident(
+INCIDENT = make_incident(
     id="20111016T085552Z-forwarding-loop",
     rule="forwarding-loop",
     description="null-sender bounces relayed to a remote host",
@@ -104,12 +105,12 @@ def test_page_when_all_went_well_or_nothing_reported() -> None:
 def test_control_and_bidi_characters_are_escaped_and_long_lines_cut() -> None:
     nasty = "a\nb\r\x1b[31m\u202egnp.exe\x00"
     assert plain(nasty) == "a\\x0ab\\x0d\\x1b[31m\\u202egnp.exe\\x00"
-    title, body = render_page(replace(INCIDENT, trip_line=nasty, rule="r\nx", host="h\u2028"), [])
+    title, body = render_page(replace(with_line(INCIDENT, nasty), rule="r\nx", host="h\u2028"), [])
     assert "\n" not in title
     assert "r\\x0ax" in title
     assert "a\\x0ab\\x0d\\x1b[31m\\u202egnp.exe\\x00" in body.splitlines()
     long_line = "x" * (MAX_LINE_CHARS + 10)
-    _, body = render_page(replace(INCIDENT, trip_line=long_line), [])
+    _, body = render_page(replace(with_line(INCIDENT, long_line)), [])
     assert "x" * MAX_LINE_CHARS + " ... [10 more characters]" in body.splitlines()
 
 
@@ -122,7 +123,9 @@ def test_many_domains_are_summarised() -> None:
 
 
 def test_warning_says_nothing_was_stopped() -> None:
-    title, body = render_warning(replace(INCIDENT, count=50, threshold=50))
+    title, body = render_warning(
+        replace(INCIDENT, trip=replace(INCIDENT.trip, count=50), threshold=50)  # type: ignore[type-var]
+    )
     assert title == "[stormwatch] warning on mx1: forwarding-loop, 50 in 300 s"
     assert "The kill switch has NOT tripped: nothing was stopped." in body
     assert "Count: 50 in 300 s (warns at 50)" in body

@@ -10,13 +10,13 @@ from typing import Any, NamedTuple
 import psutil
 import pytest
 
+from tests.incidents import make_incident
 from watcher.core.decide import Action
 from watcher.core.settings import FetchmailSettings
-from watcher.responders.base import Incident
 from watcher.responders.process import MID_POLL_NOTE, FetchmailResponder, ProcessLike
 
 ACTION = Action("stop-fetchmail", "trip", "forwarding-loop", 0, 100, 100, 300.0)
-INCIDENT = Incident(
+INCIDENT = make_incident(
     id="i",
     rule="forwarding-loop",
     description="",

@@ -11,6 +11,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ActionKind = Literal["notify", "stop-fetchmail", "freeze-postfix", "hold-bounces", "command"]
+# The order the kill switch runs a trip's actions in: the outflow first (freeze Postfix,
+# then hold what is queued), then the inflow, the command, and the page last (it says
+# what was done and what failed).
+ACTION_ORDER: tuple[ActionKind, ...] = (
+    "freeze-postfix",
+    "hold-bounces",
+    "stop-fetchmail",
+    "command",
+    "notify",
+)
 EventKind = Literal["delivery", "bounce-notice", "forwarding-loop"]
 GroupBy = Literal["none", "recipient-domain", "recipient", "sender", "relay", "transport"]
 

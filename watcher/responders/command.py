@@ -17,8 +17,9 @@ from string import Formatter
 from typing import Protocol
 
 from watcher.core.decide import Action
+from watcher.core.incident import Incident
 from watcher.core.settings import CommandSettings
-from watcher.responders.base import Incident, Outcome
+from watcher.responders.base import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -1,161 +1,65 @@
-"""The kill switch: run a trip's actions in a safe order, latch, remind, re-arm.
+"""The kill switch: run a trip's actions in a safe order, latch, remind.
 
-The latch lives in ``<state_dir>/latch.json`` and is the truth: a trip is
+The latch (:mod:`watcher.responders.latchstore`) is the truth: a trip is
 written there *before* the first action, and each action's outcome right
-after it. Several processes use it (the watcher, ``stormwatch trip``,
-``stormwatch rearm``), so every change is a read-modify-write under an
-exclusive lock on ``<state_dir>/latch.lock``; nobody trusts an in-memory copy.
+after it. Order of a trip's actions (:data:`watcher.core.rules.ACTION_ORDER`):
+the outflow first (freeze Postfix, then hold what is queued), then the inflow
+(fetchmail), then the configured command, and the page last, so that it can
+say what was done and what failed. A failing responder is an outcome: the
+others still run, and so does the watcher.
 
-Order of a trip's actions: the outflow first (freeze Postfix, then hold what
-is queued), then the inflow (fetchmail), then the configured command, and the
-page last, so that it can say what was done and what failed. A failing
-responder is an outcome: the others still run, and so does the watcher.
+Everything the switch touches is passed in: the responders, the page, the
+hold sweep, the report writer, the clock. :mod:`watcher.runtime.switch` wires
+the real ones.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, timedelta
+from typing import Protocol
 
 from watcher.core.decide import Action
+from watcher.core.incident import MANUAL, Incident, LineRef, incident_id
+from watcher.core.latch import ActionRecord, Latch, TripRecord
 from watcher.core.pipeline import Pipeline, Where
-from watcher.core.rules import ActionKind
+from watcher.core.rules import ACTION_ORDER, ActionKind
 from watcher.core.settings import Settings
-from watcher.core.times import iso_or_none as iso
-from watcher.responders.base import Incident, Outcome, Responder
-from watcher.responders.command import CommandResponder
-from watcher.responders.notify import (
-    Level,
-    Notifier,
-    NotifyResponder,
-    render_reminder,
-    render_warning,
-)
-from watcher.responders.postfix import (
-    FreezeResponder,
-    HoldResponder,
-    PostfixControl,
-    frozen_from,
-    restore,
-)
-from watcher.responders.process import FetchmailResponder
-from watcher.state.files import StateError, atomic_write_json, ensure_state_dir, read_json
-
-if TYPE_CHECKING:
-    from watcher.runtime.metrics import Metrics
+from watcher.core.times import iso, wall_us
+from watcher.responders.base import Level, Outcome, Responder
+from watcher.responders.latchstore import LatchStore
+from watcher.state.files import StateError
 
 log = logging.getLogger(__name__)
 
-LATCH_FILE = "latch.json"
 REPORT_REWRITE_SECONDS = 10.0  # then the lines logged up to the freeze have been read
-LOCK_FILE = "latch.lock"
-ORDER = ("freeze-postfix", "hold-bounces", "stop-fetchmail", "command", "notify")
-MANUAL = "manual"
-SCHEMA = 1
 
 Page = Callable[[str, str, Level], None]  # (title, body, level)
+Reporter = Callable[[Incident, "Where | None", "Pipeline | None", Latch], Incident]
 
 
-def incident_id(when: float, rule: str) -> str:
-    """``<UTC time>-<rule>`` for a wall-clock time in seconds."""
-    from watcher.reports.incident import incident_id as from_micros
+class SwitchMetrics(Protocol):
+    """What the switch tells the metrics (:class:`watcher.runtime.metrics.Metrics`)."""
 
-    return from_micros(int(when * 1_000_000), rule)
+    def record_trip(self, rule: str) -> None: ...
 
-
-def incident_to_json(i: Incident) -> dict[str, Any]:
-    return {
-        "id": i.id,
-        "rule": i.rule,
-        "description": i.description,
-        "count": i.count,
-        "threshold": i.threshold,
-        "window_seconds": i.window_seconds,
-        "first_time": i.first_time,
-        "trip_time": i.trip_time,
-        "trip_line": i.trip_line,
-        "top_domains": [list(d) for d in i.top_domains],
-        "host": i.host,
-    }
-
-
-def incident_from_json(d: Mapping[str, Any]) -> Incident:
-    return Incident(
-        id=str(d["id"]),
-        rule=str(d["rule"]),
-        description=str(d.get("description", "")),
-        count=int(d.get("count", 0)),
-        threshold=int(d.get("threshold", 0)),
-        window_seconds=float(d.get("window_seconds", 0)),
-        first_time=str(d.get("first_time", "")),
-        trip_time=str(d.get("trip_time", "")),
-        trip_line=str(d.get("trip_line", "")),
-        top_domains=tuple((str(k), int(n)) for k, n in d.get("top_domains", ())),
-        host=str(d.get("host", "")),
-    )
-
-
-def outcome_to_json(o: Outcome, at: float) -> dict[str, Any]:
-    return {
-        "kind": o.kind,
-        "ok": o.ok,
-        "summary": o.summary,
-        "details": o.details,
-        "at": iso_wall(at),
-    }
-
-
-def outcome_from_json(d: Mapping[str, Any]) -> Outcome:
-    return Outcome(str(d["kind"]), bool(d["ok"]), str(d["summary"]), dict(d.get("details", {})))
+    def record_outcome(self, kind: str, ok: bool) -> None: ...
 
 
 def iso_wall(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+    """A wall-clock time as the latch records it: ISO 8601 UTC, milliseconds."""
+    return iso(wall_us(t), UTC, "milliseconds")
 
 
-class LatchStore:
-    """``latch.json`` under a lock. ``None`` content means never tripped."""
-
-    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
-        self.state_dir = Path(state_dir)
-        self.path = self.state_dir / LATCH_FILE
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[dict[str, Any]]:
-        """Yield the latch for change; it is written back when the block ends."""
-        ensure_state_dir(self.state_dir)
-        fd = os.open(self.state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            latch = self.read()
-            before = dict(latch)
-            yield latch
-            if latch != before:
-                atomic_write_json(self.path, latch)
-        finally:
-            os.close(fd)  # releases the lock
-
-    def read(self) -> dict[str, Any]:
-        """The latch; ``{"tripped": False}`` if there is none. StateError if unreadable."""
-        data = read_json(self.path)
-        if data is None:
-            return {"schema": SCHEMA, "tripped": False}
-        if not isinstance(data, dict) or not isinstance(data.get("tripped"), bool):
-            raise StateError(f"{self.path}: not a stormwatch latch (no 'tripped' flag)")
-        return data
+def outcome_of(record: ActionRecord) -> Outcome:
+    return Outcome(record.kind, record.ok, record.summary, dict(record.details))
 
 
 class KillSwitch:
-    """Acts on the pipeline's actions with the real responders."""
+    """Acts on the pipeline's actions with the responders it is given."""
 
     def __init__(
         self,
@@ -167,11 +71,12 @@ class KillSwitch:
         hold_sweep: Callable[[], list[str]] | None = None,
         reminder: Callable[[Incident, timedelta, int], tuple[str, str]] | None = None,
         warning: Callable[[Incident], tuple[str, str]] | None = None,
+        reporter: Reporter | None = None,
         wall: Callable[[], float] = time.time,
         hostname: str | None = None,
         sweep_every: float = 5.0,
         keepalive: Callable[[], object] = lambda: None,
-        metrics: Metrics | None = None,
+        metrics: SwitchMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -180,6 +85,7 @@ class KillSwitch:
         self._hold_sweep = hold_sweep
         self._reminder = reminder
         self._warning = warning
+        self._reporter = reporter
         self._wall = wall
         self.host = hostname if hostname is not None else socket.gethostname().split(".")[0]
         self._sweep_every = sweep_every
@@ -201,26 +107,26 @@ class KillSwitch:
             self.trip(trips, self.incident_for(trips[0], where), where)
 
     def incident_for(self, action: Action, where: Where) -> Incident:
-        now = self._wall()
-        first_time, description = where.time, ""
+        tz = self.pipeline.parser.tz if self.pipeline is not None else UTC
+        description = ""
+        first: LineRef | None = None
         domains: tuple[tuple[str, int], ...] = ()
         if self.pipeline is not None and action.rule in self.pipeline.summaries:
             s = self.pipeline.summaries[action.rule]
             description = s.rule.description
             if s.first is not None:
-                first_time = s.first.time
+                first = LineRef(iso(s.first.time, tz), s.first.source, s.first.lineno,
+                                s.first.text, 1)  # fmt: skip
             domains = tuple(s.by_domain.most_common(10))
-        tz = self.pipeline.parser.tz if self.pipeline is not None else UTC
+        trip = LineRef(iso(where.time, tz), where.source, where.lineno, where.text, action.count)
         return Incident(
-            id=incident_id(now, action.rule),
+            id=incident_id(wall_us(self._wall()), action.rule),
             rule=action.rule,
             description=description,
-            count=action.count,
-            threshold=action.threshold,
             window_seconds=action.window_seconds,
-            first_time=iso(first_time, tz) or "",
-            trip_time=iso(where.time, tz) or "",
-            trip_line=where.text,
+            threshold=action.threshold,
+            trip=trip,
+            first_match=first,
             top_domains=domains,
             host=self.host,
         )
@@ -238,41 +144,32 @@ class KillSwitch:
     # -- tripping ----------------------------------------------------------------
 
     def trip(self, actions: Sequence[Action], incident: Incident, where: Where | None) -> None:
-        """Latch (first, durably), then run each action once, in ORDER."""
+        """Latch (first, durably), then run each action once, in ACTION_ORDER."""
         now = self._wall()
-        evidence = {
-            "rule": incident.rule,
-            "at": iso_wall(now),
-            "count": incident.count,
-            "threshold": incident.threshold,
-            "log_time": incident.trip_time,
-            "source": where.source if where is not None else MANUAL,
-            "line": where.lineno if where is not None else 0,
-            "text": incident.trip_line,
-        }
+        record = TripRecord(
+            rule=incident.rule,
+            at=iso_wall(now),
+            count=incident.count,
+            threshold=incident.threshold,
+            log_time=incident.trip_time,
+            source=where.source if where is not None else MANUAL,
+            line=where.lineno if where is not None else 0,
+            text=incident.trip_line,
+        )
         with self.store.locked() as latch:
-            if not latch["tripped"]:
-                latch.clear()
-                latch.update(
-                    schema=SCHEMA,
-                    tripped=True,
-                    since=iso_wall(now),
-                    since_epoch=now,
-                    incident=incident_to_json(incident),
-                    trips=[],
-                    actions=[],
-                    held=[],
-                    last_reminder_epoch=now,
-                )
+            if not latch.tripped:
+                latch.start(incident, iso_wall(now), now)
                 log.error(
                     "TRIPPED by %s: %d in %g s (trip_at %d); incident %s",
                     incident.rule, incident.count, incident.window_seconds,
                     incident.threshold, incident.id,
                 )  # fmt: skip
-            latch["trips"] = [*latch["trips"], evidence]
-            done = {a["kind"] for a in latch["actions"]}
-            the_incident = incident_from_json(latch["incident"])
-        todo = [k for k in ORDER if k in {a.kind for a in actions} and k not in done]
+            latch.trips.append(record)
+            done = latch.done()
+            assert latch.incident is not None
+            the_incident = latch.incident
+        wanted = {a.kind for a in actions}
+        todo = [k for k in ACTION_ORDER if k in wanted and k not in done]
         by_kind = {a.kind: a for a in actions}
         if not done and self.metrics is not None:
             self.metrics.record_trip(incident.rule)
@@ -282,11 +179,19 @@ class KillSwitch:
             self._keepalive()
             outcome = self._run(kind, by_kind[kind], the_incident)
             with self.store.locked() as latch:
-                latch["actions"] = [*latch["actions"], outcome_to_json(outcome, self._wall())]
+                latch.actions.append(
+                    ActionRecord(
+                        outcome.kind,
+                        outcome.ok,
+                        outcome.summary,
+                        iso_wall(self._wall()),
+                        outcome.details,
+                    )
+                )
                 if kind == "hold-bounces":
                     held = outcome.details.get("held")
                     if isinstance(held, list):
-                        latch["held"] = sorted({*latch["held"], *map(str, held)})
+                        latch.add_held([str(q) for q in held])
             if self.metrics is not None:
                 self.metrics.record_outcome(kind, outcome.ok)
             (log.info if outcome.ok else log.error)("%s: %s", kind, outcome.summary)
@@ -295,31 +200,15 @@ class KillSwitch:
             self._rewrite_at = self._wall() + REPORT_REWRITE_SECONDS
 
     def write_report(self, incident: Incident, where: Where | None) -> Incident:
-        """Write the incident folder from the pipeline and the latch; the incident, now
-        naming its folder. A failure is logged: a report never stops a trip."""
-        from watcher.reports import incident as reports
-
-        folder = self.store.state_dir / "incidents" / incident.id
-        try:
-            latch = self.store.read()
-            tz = self.pipeline.parser.tz if self.pipeline is not None else UTC
-            cfg = self.settings.postfix.config_directory
-            p = self.pipeline
-            if p is not None and incident.rule in p.summaries:
-                window = p.summaries[incident.rule].rule.window.seconds
-                anchor = where.time if where is not None else p.last_time or 0
-                since = anchor - int(max(window, 600) * 1_000_000)
-                data = reports.incident_data_from_replay(
-                    p, incident.rule, tz, latch=latch, config_directory=cfg, since_us=since
-                )
-            else:
-                data = reports.incident_data_from_latch(latch, tz, config_directory=cfg)
-            reports.write_incident(folder, data)
-            summary = tuple(reports.summary_lines(data)[:6])
-        except (OSError, ValueError, KeyError, StateError):
-            log.exception("could not write the incident report in %s", folder)
+        """Write the incident folder; the incident, now naming its folder. A failure is
+        logged: a report never stops a trip."""
+        if self._reporter is None:
             return incident
-        return replace(incident, report_dir=str(folder), report_summary=summary)
+        try:
+            return self._reporter(incident, where, self.pipeline, self.store.read())
+        except (OSError, ValueError, KeyError, StateError):
+            log.exception("could not write the report of incident %s", incident.id)
+            return incident
 
     def _run(self, kind: str, action: Action, incident: Incident) -> Outcome:
         responder = self.responders.get(kind)
@@ -337,7 +226,7 @@ class KillSwitch:
             latch = self.store.read()
         except StateError:
             return []
-        return [outcome_from_json(a) for a in latch.get("actions", ())]
+        return [outcome_of(a) for a in latch.actions]
 
     # -- while tripped -------------------------------------------------------------
 
@@ -349,32 +238,37 @@ class KillSwitch:
             log.error("%s", exc)
             return
         decider = self.pipeline.decider if self.pipeline is not None else None
-        if not latch["tripped"]:
+        if not latch.tripped:
             if decider is not None and decider.tripped:
                 log.warning("re-armed: watching again")
                 decider.rearm()
             return
         if decider is not None and not decider.tripped:
             # tripped by another process (stormwatch trip), or before a restart
-            decider.restore({}, {a["kind"] for a in latch.get("actions", ())} | {"notify"})
+            decider.restore({}, latch.done() | {"notify"})
         now = self._wall()
-        if self._rewrite_at is not None and now >= self._rewrite_at:
+        if self._rewrite_at is not None and now >= self._rewrite_at and latch.incident:
             # lines logged between the trip and the freeze were read since: add them
             self._rewrite_at = None
-            self.write_report(incident_from_json(latch["incident"]), None)
+            self.write_report(latch.incident, None)
         if self._hold_sweep is not None and now - self._last_sweep >= self._sweep_every:
             self._last_sweep = now
             self._sweep()
         minutes = self.settings.notify.reminder_minutes
-        last = float(latch.get("last_reminder_epoch", now))
-        if minutes > 0 and now - last >= minutes * 60 and self._page and self._reminder:
-            since = timedelta(seconds=now - float(latch.get("since_epoch", now)))
-            incident = incident_from_json(latch["incident"])
-            title, body = self._reminder(incident, since, len(latch.get("held", ())))
+        last = latch.last_reminder_epoch or now
+        if (
+            minutes > 0
+            and now - last >= minutes * 60
+            and self._page
+            and self._reminder
+            and latch.incident
+        ):
+            since = timedelta(seconds=now - (latch.since_epoch or now))
+            title, body = self._reminder(latch.incident, since, len(latch.held))
             self._page(title, body, "warning")
             with self.store.locked() as fresh:
-                if fresh["tripped"]:
-                    fresh["last_reminder_epoch"] = now
+                if fresh.tripped:
+                    fresh.last_reminder_epoch = now
 
     def _sweep(self) -> None:
         assert self._hold_sweep is not None
@@ -386,47 +280,14 @@ class KillSwitch:
         if new:
             log.warning("held %d more storm message(s)", len(new))
             with self.store.locked() as latch:
-                if latch["tripped"]:
-                    latch["held"] = sorted({*latch["held"], *new})
+                if latch.tripped:
+                    latch.add_held(new)
 
 
-# -- building it, and undoing it ------------------------------------------------------
+# -- a trip by hand ---------------------------------------------------------------------
 
 
-def build(
-    settings: Settings,
-    notifier: Notifier,
-    *,
-    keepalive: Callable[[], object] = lambda: None,
-    metrics: Metrics | None = None,
-) -> KillSwitch:
-    """The kill switch with the real responders."""
-    control = PostfixControl(settings.postfix.config_directory)
-    hold = HoldResponder(settings, control)
-    switch = KillSwitch(
-        settings,
-        LatchStore(settings.state_dir),
-        {},
-        page=notifier.send,
-        hold_sweep=hold.sweep,
-        reminder=lambda i, since, held: render_reminder(i, since, held_count=held),
-        warning=render_warning,
-        keepalive=keepalive,
-        metrics=metrics,
-    )
-    switch.responders.update(
-        {
-            "freeze-postfix": FreezeResponder(settings, control),
-            "hold-bounces": hold,
-            "stop-fetchmail": FetchmailResponder(settings.fetchmail),
-            "command": CommandResponder(settings.command),
-            "notify": NotifyResponder(notifier, outcomes=switch.outcomes),
-        }
-    )
-    return switch
-
-
-def manual_actions(settings: Settings, reason: str, now_us: int) -> list[Action]:
+def manual_actions(settings: Settings, now_us: int) -> list[Action]:
     """What ``stormwatch trip`` does: every action a default rule takes (and the command,
     if one is configured)."""
     kinds: list[ActionKind] = ["freeze-postfix", "hold-bounces", "stop-fetchmail", "notify"]
@@ -435,54 +296,11 @@ def manual_actions(settings: Settings, reason: str, now_us: int) -> list[Action]
     return [Action(k, "trip", MANUAL, now_us, 0, 0, 0.0) for k in kinds]
 
 
-def rearm(
-    store: LatchStore,
-    control: PostfixControl,
-    *,
-    release: bool,
-    wall: Callable[[], float] = time.time,
-) -> tuple[bool, list[str], Incident | None, int, int]:
-    """Undo a trip: ``(was_tripped, steps, incident, released, still_held)``.
-
-    Raises StateError if the latch cannot be read and PostfixError if Postfix
-    cannot be put back; the latch then stays tripped, so it can be run again.
-    """
-    with store.locked() as latch:
-        if not latch["tripped"]:
-            return False, ["the switch is not tripped: nothing to undo"], None, 0, 0
-        incident = incident_from_json(latch["incident"])
-        steps: list[str] = []
-        for a in latch["actions"]:
-            if a["kind"] == "freeze-postfix" and a.get("details", {}).get("applied"):
-                steps += restore(control, frozen_from(a["details"]))
-        ours = set(latch.get("held", ()))
-        on_hold = [
-            e["queue_id"]
-            for e in control.queue()
-            if e.get("queue_name") == "hold" and e.get("queue_id") in ours
-        ]
-        released = 0
-        if release and on_hold:
-            released = control.postsuper("-H", on_hold)
-            control.flush()
-            steps.append(f"released {released} held message(s) and flushed the queue")
-        elif on_hold:
-            steps.append(
-                f"{len(on_hold)} message(s) stay on hold (the storm's bounces and looping "
-                "originals; held mail never expires): 'stormwatch rearm --release-held' was "
-                "not given. Inspect with postqueue -j; release one with postsuper -H ID"
-            )
-        archive = store.state_dir / "incidents" / incident.id
-        ensure_state_dir(archive)
-        atomic_write_json(archive / "latch.json", latch)
-        still = len(on_hold) - released
-        latch.clear()
-        latch.update(
-            schema=SCHEMA,
-            tripped=False,
-            last_incident=incident.id,
-            rearmed_at=iso_wall(wall()),
-            still_held=sorted(set(on_hold) - set(on_hold[:released])) if still else [],
-        )
-        steps.append(f"re-armed; the incident's record is in {archive}")
-    return True, steps, incident, released, still
+def manual_incident(reason: str, now: float) -> Incident:
+    stamp = iso(wall_us(now), UTC, "seconds")
+    return Incident(
+        id=incident_id(wall_us(now), MANUAL),
+        rule=MANUAL,
+        description=reason,
+        trip=LineRef(stamp, MANUAL, 0, f"manual trip: {reason}", 0),
+    )

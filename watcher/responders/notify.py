@@ -27,8 +27,9 @@ from typing import Any, Literal
 import apprise
 
 from watcher.core.decide import Action
+from watcher.core.incident import Incident
 from watcher.core.settings import NotifySettings
-from watcher.responders.base import Incident, Outcome
+from watcher.responders.base import Outcome
 
 log = logging.getLogger(__name__)
 

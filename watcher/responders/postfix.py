@@ -43,9 +43,10 @@ from typing import Any
 from watcher.core import plan
 from watcher.core.decide import Action
 from watcher.core.errors import StormwatchError
+from watcher.core.incident import Incident
 from watcher.core.parse import QID_RE
 from watcher.core.settings import Settings
-from watcher.responders.base import Incident, Outcome
+from watcher.responders.base import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,9 @@ from typing import Any, Literal, Protocol
 import psutil
 
 from watcher.core.decide import Action
+from watcher.core.incident import Incident
 from watcher.core.settings import FetchmailSettings
-from watcher.responders.base import Incident, Outcome
+from watcher.responders.base import Outcome
 
 log = logging.getLogger(__name__)
 

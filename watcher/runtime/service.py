@@ -174,11 +174,11 @@ def _metrics(settings: Settings) -> tuple[Metrics | None, MetricsServer | None]:
 
 
 def _extra_status(pipeline: Pipeline, settings: Settings) -> dict[str, Any]:
-    from watcher.responders.killswitch import LatchStore
+    from watcher.responders.latchstore import LatchStore
     from watcher.state.files import StateError
 
     try:
-        held = len(LatchStore(settings.state_dir).read().get("held", ()))
+        held = len(LatchStore(settings.state_dir).read().held)
     except StateError:
         held = 0
     return {"rules": rule_status(pipeline), "held": held}
@@ -215,8 +215,8 @@ def _live(
     sd: SystemdNotify,
     metrics: Metrics | None,
 ) -> Built:
-    from watcher.responders import killswitch
     from watcher.responders.notify import Notifier, render_log_loss
+    from watcher.runtime import switch as killswitch
 
     notifier = Notifier.from_settings(settings.notify, options.notify_urls)
     for problem in notifier.problems:

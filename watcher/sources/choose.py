@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,35 +17,22 @@ log = logging.getLogger(__name__)
 
 CANDIDATES = ("/var/log/mail.log", "/var/log/maillog")
 
-Runner = Callable[..., "subprocess.CompletedProcess[str]"]
-
 
 class SourceError(ConfigError):
     """A source specification is wrong."""
 
 
 def default_source(
-    config_directory: str,
+    maillog_file: Callable[[], str],
     *,
-    run: Runner = subprocess.run,
     exists: Callable[[str], bool] = os.path.exists,
 ) -> tuple[str, str]:
-    """``(spec, why)``: the first of /var/log/mail.log, /var/log/maillog,
-    Postfix's own ``maillog_file``, else the journal."""
+    """``(spec, why)``: the first of /var/log/mail.log, /var/log/maillog, Postfix's own
+    ``maillog_file`` (``maillog_file()`` asks Postfix; "" if it has none), else the journal."""
     for path in CANDIDATES:
         if exists(path):
             return f"file:{path}", f"{path} exists"
-    try:
-        done = run(
-            ["postconf", "-c", config_directory, "-h", "--", "maillog_file"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        maillog = done.stdout.strip() if done.returncode == 0 else ""
-    except (OSError, subprocess.TimeoutExpired):
-        maillog = ""
+    maillog = maillog_file()
     if maillog.startswith("/"):
         return f"file:{maillog}", f"Postfix logs to {maillog} (maillog_file)"
     return "journal", "no mail log file found; Postfix logs to the journal"

@@ -1,0 +1,55 @@
+"""``stormwatch check-config``: validate the settings and rules, print the effective ones."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from watcher.cli.common import EXIT_HELP, EXIT_OK, Parents, rules_from, settings_from
+from watcher.runtime import validate
+from watcher.runtime.config import DEFAULT_CONFIG
+from watcher.runtime.rulefiles import bundled_rules_dir
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: Parents) -> None:
+    p = sub.add_parser(
+        "check-config",
+        parents=[parents.base, parents.rules],
+        help="validate the settings and rules, print the effective ones",
+        description="Reads the settings and every rule file and checks them as 'run' does "
+        "at start and on reload; prints the effective settings and rules, and warnings.",
+        epilog=EXIT_HELP,
+    )
+    p.add_argument("--quiet", action="store_true", help="print only problems (for ExecStartPre=)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    rules = rules_from(settings, args.rules)
+    validate.check(settings)
+    warnings = validate.warnings(settings, [lr.rule for lr in rules])
+    w = sys.stdout.write
+    if args.quiet:
+        for warning in warnings:
+            w(f"WARNING: {warning}\n")
+        return EXIT_OK
+    src = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    w(f"settings: {src or 'built-in defaults (no settings file)'}\n")
+    for key, value in settings.model_dump(mode="json").items():
+        w(f"  {key} = {json.dumps(value)}\n")
+    w(f"rules ({len(rules)} enabled; bundled from {bundled_rules_dir()}):\n")
+    for lr in rules:
+        r = lr.rule
+        thresholds = ", ".join(
+            f"{k}={v}" for k, v in (("warn_at", r.warn_at), ("trip_at", r.trip_at)) if v
+        )
+        w(
+            f"  {r.name}: {r.match.event}, {thresholds} in {r.window.seconds:g} s, "
+            f"actions {', '.join(r.actions)}  [{lr.path}]\n"
+        )
+    for warning in warnings:
+        w(f"WARNING: {warning}\n")
+    w("OK\n")
+    return EXIT_OK
