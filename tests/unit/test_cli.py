@@ -13,6 +13,8 @@ import pytest
 from tests import logshapes as L
 from watcher.cli import main
 
+DEMO = Path(__file__).resolve().parents[2] / "watcher" / "data" / "demo-incident.log"
+
 
 def _storm_log(path: Path, n: int = 40) -> Path:
     lines: list[str] = []
@@ -182,3 +184,45 @@ def test_check_config_warns_when_pages_would_go_through_the_frozen_postfix(
     cfg.write_text('[notify]\nurls = ["mailto://root@localhost"]\n')
     assert main(["check-config", "--config", str(cfg)]) == 0
     assert "WARNING: notify: every notification target is e-mail" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["check-config"], ["run", "--dry-run"]])
+def test_a_non_loopback_metrics_address_is_refused_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """check-config and run share one validation: run refuses before it opens anything."""
+    cfg = tmp_path / "stormwatch.toml"
+    cfg.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[metrics]\nenabled = true\naddress = "0.0.0.0"\n'
+    )
+    args = [*command, "--config", str(cfg), "--source", f"file:{tmp_path / 'mail.log'}"]
+    if command == ["check-config"]:
+        args = args[:-2]
+    assert main(args) == 2
+    assert "[metrics] address '0.0.0.0' is not loopback" in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()
+
+
+def test_run_refuses_a_bad_command_placeholder_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "stormwatch.toml"
+    cfg.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[command]\nargv = ["/bin/echo", "{{0.__class__}}"]\n'
+    )
+    assert main(["run", "--dry-run", "--config", str(cfg), "--source", "journal"]) == 2
+    assert "command.argv[1]" in capsys.readouterr().err
+
+
+def test_incidents_accepts_an_id_as_its_usage_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "--out", str(tmp_path / "incidents" / "x"), "--year", "2011",
+                 "--timezone", "Asia/Tokyo", str(DEMO)]) == 1  # fmt: skip
+    capsys.readouterr()
+    for words in (["x"], ["show", "x"]):
+        assert main(["incidents", *words, "--state-dir", str(tmp_path)]) == 0
+        assert capsys.readouterr().out.startswith("# Incident ")
+    assert main(["incidents", "list", "--state-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("x  forwarding-loop")
+    assert main(["incidents", "show", "--state-dir", str(tmp_path)]) == 2

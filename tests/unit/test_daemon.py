@@ -102,6 +102,7 @@ def test_journal_records_are_parsed_without_text(tmp_path: Path) -> None:
     _run(Watcher(p, [src], state_dir=tmp_path, poll_timeout=0.05), [src])
     assert p.correlator.sender_of("ABCDEF0123") == ""
     assert src.commits == ["c1"]
+    assert p.parser.stats.lines == 1  # counted once, not by the loop and the parser both
 
 
 def test_a_failing_source_is_retried_not_fatal(tmp_path: Path) -> None:

@@ -127,7 +127,6 @@ class ParseStats:
 
     lines: int = 0
     unparsed: int = 0
-    bad_timestamps: int = 0
     unparsed_samples: deque[str] = field(default_factory=lambda: deque(maxlen=10))
 
 
@@ -342,7 +341,6 @@ class Parser:
         try:
             value = self._convert(ts)
         except (ValueError, KeyError, OverflowError, IndexError):
-            self.stats.bad_timestamps += 1
             return None
         if len(self._ts_cache) >= _TS_CACHE_MAX:
             self._ts_cache.clear()

@@ -9,13 +9,18 @@ binary, a non-zero exit, a timeout, nothing to do): that is an outcome.
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from watcher.core.decide import Action
 from watcher.core.incident import Incident
 
 Level = Literal["info", "success", "warning", "failure"]  # of a page
+
+# How responders run a program: ``subprocess.run`` itself, or a fake in unit tests.
+Runner = Callable[..., "subprocess.CompletedProcess[Any]"]
 
 
 @dataclass(frozen=True, slots=True)

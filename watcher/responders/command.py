@@ -14,12 +14,11 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from string import Formatter
-from typing import Protocol
 
 from watcher.core.decide import Action
 from watcher.core.incident import Incident
 from watcher.core.settings import CommandSettings
-from watcher.responders.base import Outcome
+from watcher.responders.base import Outcome, Runner
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +37,6 @@ PLACEHOLDERS: tuple[str, ...] = (
 TAIL_BYTES = 2048
 # Linux refuses any one argument longer than 128 KiB (MAX_ARG_STRLEN): keep values well under.
 MAX_VALUE_CHARS = 8192
-
-
-class Runner(Protocol):
-    def __call__(
-        self,
-        args: Sequence[str],
-        *,
-        timeout: float,
-        capture_output: bool,
-        stdin: int,
-        check: bool,
-    ) -> subprocess.CompletedProcess[bytes]: ...
 
 
 def validate_argv(argv: Sequence[str]) -> list[str]:

@@ -46,7 +46,7 @@ from watcher.core.errors import StormwatchError
 from watcher.core.incident import Incident
 from watcher.core.parse import QID_RE
 from watcher.core.settings import Settings
-from watcher.responders.base import Outcome
+from watcher.responders.base import Outcome, Runner
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,6 @@ FREEZE_PARAMS = ("soft_bounce", "defer_transports")
 NULL_SENDERS = frozenset({"MAILER-DAEMON", ""})
 LOOP_REASON = "mail forwarding loop"
 BACKDATE_SECONDS = 5.0
-
-Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 class PostfixError(StormwatchError):
@@ -114,7 +112,7 @@ class PostfixControl:
             raise PostfixError(
                 f"{' '.join(argv[:4])}: exit {done.returncode}: {err[-1] if err else 'no message'}"
             )
-        return done.stdout
+        return str(done.stdout)
 
     def explicit(self, names: Iterable[str]) -> dict[str, str | None]:
         """The values main.cf sets explicitly (``postconf -n``); None where it has none."""

@@ -19,11 +19,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from watcher.core.pipeline import Pipeline
+from watcher.core.times import iso, wall_us
 from watcher.sources.base import Item, JournalRecord, Source, TextLine
 from watcher.state.files import atomic_write_json
 
@@ -44,7 +45,6 @@ class _SourceState:
 
 @dataclass(slots=True)
 class WatcherStats:
-    batches: int = 0
     backpressure_waits: int = 0
     started: float = field(default_factory=time.time)
 
@@ -164,7 +164,6 @@ class Watcher:
                 texts = []
             assert isinstance(item, JournalRecord)
             st.lines += 1
-            p.parser.stats.lines += 1
             ev = p.parser.parse_record(item.time, item.host, item.program, item.pid, item.message)
             if ev is not None:
                 p.feed_event(ev, name, st.lines, f"{item.program}[{item.pid}]: {item.message}")
@@ -172,7 +171,6 @@ class Watcher:
             p.run(texts, name, st.lines + 1)
             st.lines += len(texts)
         st.pending = items[-1].position
-        self.stats.batches += 1
         if st.last_commit is None or self._clock() - st.last_commit >= self._commit_every:
             self._commit(st)
 
@@ -210,15 +208,17 @@ class Watcher:
         tripped = p.decider.tripped_rules()
         out: dict[str, Any] = {
             "pid": os.getpid(),
-            "started": _iso(self.stats.started),
-            "updated": _iso(wall),
+            "started": iso(wall_us(self.stats.started), UTC, "seconds"),
+            "updated": iso(wall_us(wall), UTC, "seconds"),
             "state": "tripped" if tripped else "armed",
             "tripped_rules": sorted(tripped),
             "lines": lines,
             "lines_per_second": round(rate, 1),
             "events": p.events,
             "unparsed": p.parser.stats.unparsed,
-            "last_event_time": _iso(p.last_time / 1e6) if p.last_time is not None else None,
+            "last_event_time": (
+                iso(p.last_time, UTC, "seconds") if p.last_time is not None else None
+            ),
             "log_loss": {"reports": p.loss.events, "lines_lost": p.loss.lost},
             "queue_depth": self._queue.qsize(),
             "backpressure_waits": self.stats.backpressure_waits,
@@ -250,7 +250,3 @@ class Watcher:
             atomic_write_json(self.status_path, status)
         except OSError as exc:
             log.warning("cannot write %s: %s", self.status_path, exc)
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")

@@ -13,8 +13,7 @@ exported): ``lines``, ``events``, ``unparsed``, ``log_loss.{reports,lines_lost}`
 ``correlation.{open,evicted,expired}``, ``sources.<name>.{checkpoint_age_seconds,
 read_errors}``, and -- not in ``Watcher.status()`` itself, to be added through its
 ``extra_status`` -- ``rules.<name>.{window_count,matches,trip_at,warn_at}``
-(see :func:`rule_status`), ``held`` (an int or a list of queue IDs) and
-``events_by_kind.<kind>``.
+(see :func:`rule_status`) and ``held`` (an int or a list of queue IDs).
 """
 
 from __future__ import annotations
@@ -168,14 +167,6 @@ class _StatusCollector(Collector):
         yield from self._labelled(st)
 
     def _labelled(self, st: Mapping[str, Any]) -> Iterator[Metric]:
-        kinds = _dict(st.get("events_by_kind"))
-        if kinds:
-            fam = CounterMetricFamily(
-                f"{PREFIX}_events_by_kind", "Postfix events recognised, by kind.", labels=["kind"]
-            )
-            for kind, n in sorted(kinds.items()):
-                _add(fam, kind, n)
-            yield fam
         rules = _dict(st.get("rules"))
         if rules:
             window = GaugeMetricFamily(
