@@ -7,7 +7,6 @@ import json
 import sys
 
 from watcher.cli.common import EXIT_HELP, EXIT_OK, Parents, rules_from, settings_from
-from watcher.runtime import validate
 from watcher.runtime.config import DEFAULT_CONFIG
 from watcher.runtime.rulefiles import bundled_rules_dir
 
@@ -26,6 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: the other commands (replay above all) start without apprise and psutil
+    from watcher.runtime import validate
+
     settings = settings_from(args)
     rules = rules_from(settings, args.rules)
     validate.check(settings)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from watcher.cli.common import EXIT_HELP, EXIT_OK, Parents, UsageError, settings_from
 from watcher.cli.report import write_report
-from watcher.reports.store import list_incidents, load_incident
 
 USAGE = "stormwatch incidents [list | show ID | ID] [--json] [options]"
 
@@ -40,6 +39,9 @@ def _wanted(words: list[str]) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: replay starts without what it does not use
+    from watcher.reports.store import list_incidents, load_incident
+
     settings = settings_from(args)
     folder = Path(settings.state_dir) / "incidents"
     wanted = _wanted(args.words)

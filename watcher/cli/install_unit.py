@@ -9,8 +9,6 @@ from pathlib import Path
 
 from watcher.cli.common import EXIT_HELP, EXIT_OK, Parents, UsageError, settings_from
 from watcher.core.settings import Settings
-from watcher.responders.postfix import PostfixControl, PostfixError
-from watcher.runtime import install
 from watcher.runtime.config import DEFAULT_CONFIG
 
 log = logging.getLogger("watcher")
@@ -34,6 +32,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: replay starts without what it does not use
+    from watcher.responders.postfix import PostfixControl, PostfixError
+    from watcher.runtime import install
+
     # --config may name where to write one: then there is nothing to read yet
     fresh = args.config is not None and not args.config.exists()
     settings = Settings() if fresh else settings_from(args)

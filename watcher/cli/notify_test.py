@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from watcher.cli.common import EXIT_FAILURE, EXIT_HELP, EXIT_OK, Parents, UsageError, settings_from
-from watcher.responders.notify import Notifier
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: Parents) -> None:
@@ -22,6 +21,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: the other commands (replay above all) start without apprise and psutil
+    from watcher.responders.notify import Notifier
+
     settings = settings_from(args)
     notifier = Notifier.from_settings(settings.notify, args.notify)
     for problem in notifier.problems:

@@ -8,10 +8,6 @@ import sys
 
 from watcher.cli.common import EXIT_HELP, EXIT_OK, Parents, settings_from
 from watcher.core.errors import StormwatchError
-from watcher.responders.latchstore import LatchStore
-from watcher.responders.notify import Notifier, render_all_clear
-from watcher.responders.postfix import PostfixControl, PostfixError
-from watcher.responders.rearm import rearm
 from watcher.state.files import StateError
 
 log = logging.getLogger("watcher")
@@ -39,6 +35,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: the other commands (replay above all) start without apprise and psutil
+    from watcher.responders.latchstore import LatchStore
+    from watcher.responders.notify import Notifier, render_all_clear
+    from watcher.responders.postfix import PostfixControl, PostfixError
+    from watcher.responders.rearm import rearm
+
     settings = settings_from(args)
     store = LatchStore(settings.state_dir)
     control = PostfixControl(settings.postfix.config_directory)

@@ -19,8 +19,6 @@ from watcher.cli.common import (
 )
 from watcher.reports import build, codec, markdown
 from watcher.reports.model import IncidentReport
-from watcher.reports.store import write_incident
-from watcher.runtime.replay import replay
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: Parents) -> None:
@@ -43,6 +41,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: replay starts without what it does not use
+    from watcher.reports.store import write_incident
+    from watcher.runtime.replay import replay
+
     settings = settings_from(args)
     r = replay(
         args.files,

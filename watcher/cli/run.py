@@ -9,9 +9,6 @@ from watcher.cli.common import EXIT_HELP, Parents, rules_from, settings_from
 from watcher.core.errors import StormwatchError
 from watcher.core.rules import Rule
 from watcher.core.settings import Settings
-from watcher.responders.postfix import PostfixControl, PostfixError
-from watcher.runtime import service, validate
-from watcher.sources.choose import build_source, default_source
 
 log = logging.getLogger("watcher")
 
@@ -42,6 +39,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 
 
 def _maillog_file(config_directory: str) -> str:
+    from watcher.responders.postfix import PostfixControl, PostfixError
+
     try:
         return PostfixControl(config_directory).param("maillog_file")
     except PostfixError:
@@ -49,6 +48,10 @@ def _maillog_file(config_directory: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: the other commands (replay above all) start without apprise and psutil
+    from watcher.runtime import service, validate
+    from watcher.sources.choose import build_source, default_source
+
     settings = settings_from(args)
     rules = rules_from(settings, args.rules)
     validate.check(settings)

@@ -8,9 +8,6 @@ import sys
 from watcher.cli.common import EXIT_HELP, EXIT_OK, EXIT_TRIPPED, Parents, settings_from
 from watcher.core.times import micros
 from watcher.responders.dryrun import DryRunResponder
-from watcher.responders.killswitch import manual_actions, manual_incident
-from watcher.responders.notify import Notifier
-from watcher.runtime import clock, switch
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: Parents) -> None:
@@ -26,6 +23,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: the other commands (replay above all) start without apprise and psutil
+    from watcher.responders.killswitch import manual_actions, manual_incident
+    from watcher.responders.notify import Notifier
+    from watcher.runtime import clock, switch
+
     settings = settings_from(args)
     now = clock.now()
     actions = manual_actions(settings, micros(now))

@@ -147,6 +147,7 @@ class Parser:
         self._year: int | None = None
         self._month = 0
         self._ts_cache: dict[str, int] = {}  # timestamp text -> microseconds
+        self.cached_time = self._ts_cache.get  # for the hot loop; the dict is only ever cleared
         self._minute_cache: dict[str, int] = {}  # "Oct 16 17:52" -> the minute's start
 
     # -- public -----------------------------------------------------------------

@@ -223,13 +223,14 @@ class Pipeline:
         parser = self.parser
         parser.stats.lines += n_lines
         self.events += collapsed
-        for ts in (first_ts, last_ts):
-            t = parser.timestamp(ts) if ts else None
+        for span_ts in (first_ts, last_ts):
+            t = parser.timestamp(span_ts) if span_ts else None
             if t is not None:
                 self._saw(t)
         corr = self.correlator
         forget, note_sender, sender_of = corr.forget, corr.note_sender, corr.sender_of
         timestamp = parser.timestamp
+        known_time = parser.cached_time  # a dict lookup: most timestamps repeat
         want_null, want_other, want_unknown = self.detector.wants_for_senders()
         wants_loops = self.detector.wants_loops
         wants = self.detector.wants_delivery
@@ -239,11 +240,15 @@ class Pipeline:
         for ev in events:
             kind = ev[0]
             if kind == REMOVED:
-                forget(ev[1])  # type: ignore[arg-type]
-                count += 1
-                continue
-            if kind == SENDER:
-                time = timestamp(ev[3])  # type: ignore[arg-type]
+                ts: str = ev[2]  # type: ignore[assignment]  # the scanner's tuples are untyped
+                if known_time(ts) is not None or timestamp(ts) is not None:
+                    forget(ev[1])  # type: ignore[arg-type]
+                    count += 1
+                    continue
+                line, lineno = fetch(ev[3])  # type: ignore[arg-type]  # the parser counts it
+            elif kind == SENDER:
+                ts = ev[3]  # type: ignore[assignment]
+                time = known_time(ts) or timestamp(ts)
                 if time is not None:
                     note_sender(ev[1], ev[2], time)  # type: ignore[arg-type]
                     count += 1

@@ -3,7 +3,7 @@
 ``scan_block`` turns a block of whole log lines into a compact list of the
 few things the rest of the pipeline needs, in log order:
 
-* ``(REMOVED, qid, offset)`` — qmgr's ``removed``;
+* ``(REMOVED, qid, timestamp_text, offset)`` — qmgr's ``removed``;
 * ``(SENDER, qid, sender, timestamp_text, offset)`` — qmgr's ``from=<..>``;
 * ``(DELIVERY, qid, offset, line, lineno, is_loop)`` — a ``to=<..>`` line.
   ``line``/``lineno`` are given (else ``None``/-1) when it may well be counted:
@@ -75,7 +75,12 @@ def scan_block(text: str, collapse: bool = True) -> Scanned:
             if mine is not None:  # born and gone in this block: only "gone" is news
                 out[mine] = None
                 collapsed += 1
-            append((REMOVED, qid, at))
+            line_start = rfind("\n", 0, at) + 1
+            if text[line_start + 15 : line_start + 16] == " ":
+                ts = text[line_start : line_start + 15]  # classic: the common case
+            else:
+                ts = timestamp_text(text, line_start)
+            append((REMOVED, qid, ts, at))
             continue
         if kind == "to":
             end = find("\n", at)
