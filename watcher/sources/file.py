@@ -81,7 +81,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 import psutil
@@ -97,7 +96,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from watcher.sources.base import Item, TextLine
-from watcher.state.files import StateError, atomic_write_json, read_json
+from watcher.sources.checkpoint import CheckpointFile
+from watcher.state.files import StateError
 
 log = logging.getLogger(__name__)
 
@@ -180,16 +180,15 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _parse_state(obj: object, state_path: Path) -> tuple[str, Checkpoint | None]:
-    """Return (path, checkpoint) from a state file's JSON, or raise StateError naming it."""
+def _state_fields(path: str, checkpoint: Checkpoint | None) -> dict[str, object]:
+    """The state file's fields (besides ``version``) for ``checkpoint`` in ``path``."""
+    return {"path": path, "file": checkpoint.to_json() if checkpoint is not None else None}
 
-    def bad(what: str) -> StateError:
-        return StateError(f"{state_path}: not a file-source checkpoint ({what})")
 
-    if not isinstance(obj, dict):
-        raise bad("not a JSON object")
-    if obj.get("version") != STATE_VERSION:
-        raise bad(f"version {obj.get('version')!r}, expected {STATE_VERSION}")
+def _parse_state(
+    obj: dict[str, object], bad: Callable[[str], StateError]
+) -> tuple[str, Checkpoint | None]:
+    """Return (path, checkpoint) from a state file's JSON object, or raise ``bad(what)``."""
     path = obj.get("path")
     if not isinstance(path, str):
         raise bad("'path' is not a string")
@@ -308,7 +307,10 @@ class FileSource:
             raise ValueError("max_line, chunk_size, max_batch_bytes and poll_interval must be > 0")
         self.path = os.path.abspath(os.fspath(path))
         self.name = f"file:{self.path}"
-        self.state_path = Path(state_path)
+        self._checkpoint = CheckpointFile(
+            state_path, kind="file-source checkpoint", version=STATE_VERSION
+        )
+        self.state_path = self._checkpoint.path
         self._start_at_end = start_at_end_first_time
         self._use_inotify = use_inotify
         self._max_line = max_line
@@ -333,8 +335,6 @@ class FileSource:
         self._wake = threading.Event()
         self._wake_on_any = False
         self._interest: frozenset[str] = frozenset({self.path})
-        self._commit_lock = threading.Lock()
-        self._last_commit: FilePosition | None = None
         self._counts: dict[str, int] = dict.fromkeys(
             (
                 "lines",
@@ -346,7 +346,6 @@ class FileSource:
                 "partial_lines_flushed",
                 "partial_lines_dropped",
                 "checkpoints_lost",
-                "commits",
                 "inotify_failures",
             ),
             0,
@@ -371,11 +370,11 @@ class FileSource:
             raise
 
     def _start(self) -> None:
-        state = read_json(self.state_path)
+        state = self._checkpoint.load()
         if state is None:
             self._first_start()
         else:
-            saved_path, checkpoint = _parse_state(state, self.state_path)
+            saved_path, checkpoint = _parse_state(state, self._checkpoint.error)
             if saved_path != self.path:
                 log.warning(
                     "%s: checkpoint %s is for %s, not this file: starting afresh",
@@ -413,12 +412,7 @@ class FileSource:
     def commit(self, position: object) -> None:
         if not isinstance(position, FilePosition):
             raise TypeError(f"{self.name}: not a file position: {position!r}")
-        with self._commit_lock:
-            if position == self._last_commit:
-                return
-            self._write_state(Checkpoint.of(position))
-            self._last_commit = position
-            self._counts["commits"] += 1
+        self._checkpoint.commit(position, lambda: self._state(Checkpoint.of(position)))
 
     def close(self) -> None:
         if self._closed:
@@ -433,6 +427,7 @@ class FileSource:
 
     def counters(self) -> dict[str, int]:
         counts = dict(self._counts)
+        counts["commits"] = self._checkpoint.commits
         counts["waiting_for_file"] = int(self._opened and self._current is None)
         counts["inotify"] = int(self._observer is not None)
         return counts
@@ -444,13 +439,13 @@ class FileSource:
         self._current = tail
         if tail is None:
             self._note_absent()
-            self._write_state(None)
+            self._checkpoint.save(self._state(None))
             return
         size = tail.size()
         offset = _last_line_end(tail.fd, size, self._max_line) if self._start_at_end else 0
         tail.restart_at(offset)
         log.info("%s: first start, reading from offset %d of %d", self.name, offset, size)
-        self._write_state(Checkpoint.of(FilePosition(tail.key, offset)))
+        self._checkpoint.save(self._state(Checkpoint.of(FilePosition(tail.key, offset))))
 
     def _resume(self, cp: Checkpoint) -> None:
         tail = self._open_path(self.path)
@@ -509,15 +504,8 @@ class FileSource:
                 tail.close()
         return by_content
 
-    def _write_state(self, checkpoint: Checkpoint | None) -> None:
-        atomic_write_json(
-            self.state_path,
-            {
-                "version": STATE_VERSION,
-                "path": self.path,
-                "file": checkpoint.to_json() if checkpoint is not None else None,
-            },
-        )
+    def _state(self, checkpoint: Checkpoint | None) -> dict[str, object]:
+        return _state_fields(self.path, checkpoint)
 
     # ------------------------------------------------------------------ reading
 
