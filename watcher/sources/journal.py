@@ -49,11 +49,12 @@ from pathlib import Path
 from typing import IO, Final
 
 from watcher.sources.base import Item, JournalRecord
-from watcher.state.files import StateError, atomic_write_json, read_json
+from watcher.sources.checkpoint import CheckpointFile
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION: Final = 1
+STATE_SHAPE: Final = '{"version": 1, "cursor": str|null, "since_us": int|null}'
 OUTPUT_FIELDS: Final = "_HOSTNAME,SYSLOG_IDENTIFIER,_PID,SYSLOG_PID,MESSAGE"
 POSTFIX_IDENTIFIER: Final = re.compile(r"postfix(?:-[^/]*)?/")
 # Their entries say when messages were dropped by rate limiting.
@@ -146,7 +147,13 @@ class JournalSource:
             bad = [i for i in identifiers if not i or "\n" in i]
             if bad or not identifiers:
                 raise ValueError(f"identifiers must be non-empty strings, got {identifiers!r}")
-        self.state_path = Path(state_path)
+        self._checkpoint = CheckpointFile(
+            state_path,
+            kind="journal checkpoint",
+            version=STATE_VERSION,
+            shape=STATE_SHAPE,
+        )
+        self.state_path = self._checkpoint.path
         self._journalctl = tuple(journalctl)
         self._extra = tuple(extra_args)
         self._identifiers = tuple(identifiers) if identifiers is not None else None
@@ -165,8 +172,6 @@ class JournalSource:
         self._thread: threading.Thread | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._proc_lock = threading.Lock()
-        self._commit_lock = threading.Lock()
-        self._last_commit: str | None = None
         self._opened = False
         self._closed = False
         self._counts: dict[str, int] = dict.fromkeys(
@@ -178,7 +183,6 @@ class JournalSource:
                 "spawn_failures",
                 "cursor_resets",
                 "reader_errors",
-                "commits",
             ),
             0,
         )
@@ -192,7 +196,7 @@ class JournalSource:
         cursor, since = self._load_state()
         if cursor is None and since is None:
             since = int(self._wall_clock() * 1_000_000)
-            self._write_state(None, since)
+            self._checkpoint.save(_state(None, since))
             log.info("journal: first start, following entries from now on")
         self._read_cursor, self._since_us = cursor, since
         self._thread = threading.Thread(target=self._supervise, name="journal-reader", daemon=True)
@@ -219,12 +223,7 @@ class JournalSource:
     def commit(self, position: object) -> None:
         if not isinstance(position, str) or not position:
             raise TypeError(f"journal: not a journal cursor: {position!r}")
-        with self._commit_lock:
-            if position == self._last_commit:
-                return
-            self._write_state(position, None)
-            self._last_commit = position
-            self._counts["commits"] += 1
+        self._checkpoint.commit(position, lambda: _state(position, None))
 
     def close(self) -> None:
         if self._closed:
@@ -239,6 +238,7 @@ class JournalSource:
 
     def counters(self) -> dict[str, int]:
         counts = dict(self._counts)
+        counts["commits"] = self._checkpoint.commits
         counts["queue_depth"] = self._queue.qsize()
         return counts
 
@@ -251,27 +251,16 @@ class JournalSource:
     # ------------------------------------------------------------------- state
 
     def _load_state(self) -> tuple[str | None, int | None]:
-        obj = read_json(self.state_path)
+        obj = self._checkpoint.load()
         if obj is None:
             return None, None
-        cursor = obj.get("cursor") if isinstance(obj, dict) else None
-        since = obj.get("since_us") if isinstance(obj, dict) else None
-        if (
-            not isinstance(obj, dict)
-            or obj.get("version") != STATE_VERSION
-            or not (cursor is None or (isinstance(cursor, str) and cursor))
-            or not (since is None or (isinstance(since, int) and not isinstance(since, bool)))
+        cursor = obj.get("cursor")
+        since = obj.get("since_us")
+        if not (cursor is None or (isinstance(cursor, str) and cursor)) or not (
+            since is None or (isinstance(since, int) and not isinstance(since, bool))
         ):
-            raise StateError(
-                f"{self.state_path}: not a journal checkpoint "
-                '(expected {"version": 1, "cursor": str|null, "since_us": int|null})'
-            )
+            raise self._checkpoint.error(f"expected {STATE_SHAPE}")
         return cursor, since
-
-    def _write_state(self, cursor: str | None, since_us: int | None) -> None:
-        atomic_write_json(
-            self.state_path, {"version": STATE_VERSION, "cursor": cursor, "since_us": since_us}
-        )
 
     # ------------------------------------------------------------------ reader
 
@@ -430,6 +419,11 @@ class JournalSource:
         thread = self._thread
         if thread is not None and not thread.is_alive() and not self._closed:
             raise RuntimeError("journal: the reader thread has stopped")
+
+
+def _state(cursor: str | None, since_us: int | None) -> dict[str, object]:
+    """The checkpoint's fields (besides ``version``): a cursor, or a start time while none."""
+    return {"cursor": cursor, "since_us": since_us}
 
 
 def _drain(stream: IO[bytes], tail: deque[str]) -> None:
