@@ -20,13 +20,13 @@ import pytest
 from tests.incidents import make_incident, with_line
 from watcher.core.decide import Action
 from watcher.core.settings import NotifySettings
+from watcher.core.text import visible as plain
 from watcher.responders.base import Outcome
 from watcher.responders.notify import (
     MAX_LINE_CHARS,
     Notifier,
     NotifyResponder,
     check_targets,
-    plain,
     redact_url,
     render_all_clear,
     render_log_loss,

@@ -2,10 +2,11 @@
 
 Rendering is pure (``render_*`` return ``(title, body)`` as plain text: a log
 line's addresses appear verbatim, only control and bidi characters are shown
-as escapes). :class:`Notifier` delivers: ``send()`` only queues; one worker
-thread schedules, and each target has its own lane (one send in flight at a
-time, in a small pool) with its own retries, backoff and per-send timeout, so
-a slow or dead target delays neither the caller nor the other targets.
+as escapes, by :func:`watcher.core.text.visible`). :class:`Notifier`
+delivers: ``send()`` only queues; one worker thread schedules, and each target
+has its own lane (one send in flight at a time, in a small pool) with its own
+retries, backoff and per-send timeout, so a slow or dead target delays neither
+the caller nor the other targets.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import apprise
 from watcher.core.decide import Action
 from watcher.core.incident import Incident
 from watcher.core.settings import NotifySettings
+from watcher.core.text import visible
 from watcher.responders.base import Outcome
 
 log = logging.getLogger(__name__)
@@ -45,32 +47,19 @@ MAX_LINE_CHARS = 4000
 TOP_DOMAINS = 8
 PREFIX = "[stormwatch]"
 
-# Control characters, and those that reorder or break what a phone shows.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
 
 # ---------------------------------------------------------------- rendering
-
-
-def plain(text: str) -> str:
-    """``text`` as one line of plain text: control/bidi characters escaped, the rest verbatim."""
-    return _UNSAFE.sub(_escape, text)
-
-
-def _escape(m: re.Match[str]) -> str:
-    code = ord(m.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _line(text: str) -> str:
     if len(text) > MAX_LINE_CHARS:
         more = len(text) - MAX_LINE_CHARS
-        return f"{plain(text[:MAX_LINE_CHARS])} ... [{more} more characters]"
-    return plain(text)
+        return f"{visible(text[:MAX_LINE_CHARS])} ... [{more} more characters]"
+    return visible(text)
 
 
 def _on(host: str) -> str:
-    return f" on {plain(host)}" if host else ""
+    return f" on {visible(host)}" if host else ""
 
 
 def _duration(seconds: float) -> str:
@@ -96,36 +85,36 @@ def _domains(incident: Incident) -> list[str]:
         return []
     shown = incident.top_domains[:TOP_DOMAINS]
     lines = ["Top destination domains:"]
-    lines += [f"  {plain(domain)}: {n}" for domain, n in shown]
+    lines += [f"  {visible(domain)}: {n}" for domain, n in shown]
     if len(incident.top_domains) > len(shown):
         lines.append(f"  (+{len(incident.top_domains) - len(shown)} more)")
     return ["", *lines]
 
 
 def _outcome_line(o: Outcome) -> str:
-    summary = plain(re.sub(r"\s*[\r\n]+\s*", " / ", o.summary.strip()))
-    return f"  {'ok    ' if o.ok else 'FAILED'} {plain(o.kind)}: {summary}"
+    summary = visible(re.sub(r"\s*[\r\n]+\s*", " / ", o.summary.strip()))
+    return f"  {'ok    ' if o.ok else 'FAILED'} {visible(o.kind)}: {summary}"
 
 
 def render_page(incident: Incident, outcomes: Sequence[Outcome]) -> tuple[str, str]:
     """The page sent when the switch trips: what happened, what was done, what failed."""
     failed = [o for o in outcomes if not o.ok]
     title = (
-        f"{PREFIX} TRIPPED{_on(incident.host)}: {plain(incident.rule)}, "
+        f"{PREFIX} TRIPPED{_on(incident.host)}: {visible(incident.rule)}, "
         f"{incident.count} in {incident.window_seconds:g} s"
     )
     if failed:
         title += f", {len(failed)} action(s) FAILED"
     body = [
-        f"Kill switch TRIPPED{_on(incident.host)} by rule {plain(incident.rule)}.",
+        f"Kill switch TRIPPED{_on(incident.host)} by rule {visible(incident.rule)}.",
     ]
     if incident.description:
-        body.append(plain(incident.description))
+        body.append(visible(incident.description))
     body += [
         f"Count: {_counts(incident, 'threshold')}",
-        f"First match: {plain(incident.first_time)} (log time)",
-        f"Trip line:   {plain(incident.trip_time)} (log time)",
-        f"Incident: {plain(incident.id)}",
+        f"First match: {visible(incident.first_time)} (log time)",
+        f"Trip line:   {visible(incident.trip_time)} (log time)",
+        f"Incident: {visible(incident.id)}",
         *_domains(incident),
         "",
         "What the kill switch did:",
@@ -142,9 +131,9 @@ def render_page(incident: Incident, outcomes: Sequence[Outcome]) -> tuple[str, s
     body += ["", "The line that tripped it, verbatim:", _line(incident.trip_line)]
     if incident.report_summary or incident.report_dir:
         body += ["", "Report:"]
-        body += [f"  {plain(line)}" for line in incident.report_summary]
+        body += [f"  {visible(line)}" for line in incident.report_summary]
         if incident.report_dir:
-            body.append(f"  Full report: {plain(incident.report_dir)}/report.md")
+            body.append(f"  Full report: {visible(incident.report_dir)}/report.md")
     body += ["", REARM]
     return title, "\n".join(body)
 
@@ -152,19 +141,19 @@ def render_page(incident: Incident, outcomes: Sequence[Outcome]) -> tuple[str, s
 def render_warning(incident: Incident) -> tuple[str, str]:
     """An early warning: the count reached the rule's warn level (``incident.threshold``)."""
     title = (
-        f"{PREFIX} warning{_on(incident.host)}: {plain(incident.rule)}, "
+        f"{PREFIX} warning{_on(incident.host)}: {visible(incident.rule)}, "
         f"{incident.count} in {incident.window_seconds:g} s"
     )
     body = [
-        f"Rule {plain(incident.rule)} is close to tripping{_on(incident.host)}.",
+        f"Rule {visible(incident.rule)} is close to tripping{_on(incident.host)}.",
         "The kill switch has NOT tripped: nothing was stopped.",
     ]
     if incident.description:
-        body.append(plain(incident.description))
+        body.append(visible(incident.description))
     body += [
         f"Count: {_counts(incident, 'warns at')}",
-        f"First match: {plain(incident.first_time)} (log time)",
-        f"Latest:      {plain(incident.trip_time)} (log time)",
+        f"First match: {visible(incident.first_time)} (log time)",
+        f"Latest:      {visible(incident.trip_time)} (log time)",
         *_domains(incident),
         "",
         "The latest matching line, verbatim:",
@@ -180,13 +169,13 @@ def render_reminder(
 ) -> tuple[str, str]:
     """A reminder while tripped; ``since`` is how long the switch has been tripped."""
     ago = _duration(since.total_seconds())
-    title = f"{PREFIX} still TRIPPED{_on(incident.host)}: {plain(incident.rule)}, for {ago}"
+    title = f"{PREFIX} still TRIPPED{_on(incident.host)}: {visible(incident.rule)}, for {ago}"
     body = [
         f"The kill switch{_on(incident.host)} has been tripped for {ago} "
-        f"(rule {plain(incident.rule)}, tripped at {plain(incident.trip_time)} log time).",
+        f"(rule {visible(incident.rule)}, tripped at {visible(incident.trip_time)} log time).",
         "What it stopped stays stopped until a human re-arms it.",
         f"Count when it tripped: {_counts(incident, 'threshold')}",
-        f"Incident: {plain(incident.id)}",
+        f"Incident: {visible(incident.id)}",
     ]
     if held_count is not None:
         body.append(f"Messages on hold: {held_count}")
@@ -196,10 +185,10 @@ def render_reminder(
 
 def render_all_clear(incident: Incident, released_count: int, held_count: int) -> tuple[str, str]:
     """Sent by ``rearm``: the switch is re-armed and watching again."""
-    title = f"{PREFIX} re-armed{_on(incident.host)}: {plain(incident.rule)}"
+    title = f"{PREFIX} re-armed{_on(incident.host)}: {visible(incident.rule)}"
     body = [
         f"The kill switch{_on(incident.host)} was re-armed and is watching again "
-        f"(incident {plain(incident.id)}, rule {plain(incident.rule)}).",
+        f"(incident {visible(incident.id)}, rule {visible(incident.rule)}).",
         "What the trip changed has been undone.",
         f"Released from hold back into the queue: {released_count}",
         f"Still on hold: {held_count}",
