@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import apprise
 
@@ -31,11 +31,10 @@ from watcher.core.decide import Action
 from watcher.core.incident import Incident
 from watcher.core.settings import NotifySettings
 from watcher.core.text import visible
-from watcher.responders.base import Outcome
+from watcher.responders.base import Level, Outcome
 
 log = logging.getLogger(__name__)
 
-Level = Literal["info", "success", "warning", "failure"]
 SendResult = tuple[str, bool, str]  # (redacted URL, ok, error)
 
 MAIL_SCHEMES = frozenset({"mailto", "mailtos"})
