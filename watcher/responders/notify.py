@@ -278,6 +278,104 @@ class TargetInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """A parsed target: what to show of it, and an Apprise holding it alone to send with."""
+
+    info: TargetInfo
+    sender: Any  # None when the target cannot be used (``info.error`` says why)
+
+
+def parse_targets(
+    urls: Iterable[str],
+    config_file: str | Path | None,
+    *,
+    timeout: float = 10.0,
+    apprise_factory: Callable[[], Any] = apprise.Apprise,
+    config_factory: Callable[[], Any] = apprise.AppriseConfig,
+) -> tuple[list[Target], list[str]]:
+    """Every target of ``urls`` and of ``config_file`` (read here), and what is wrong with them.
+
+    Each target gets its own Apprise, its connect/read timeouts lowered to ``timeout``.
+    """
+    problems: list[str] = []
+    targets = [_target_for_url(url, problems, timeout, apprise_factory) for url in urls]
+    if config_file:
+        targets += _targets_from_config(
+            Path(config_file), problems, timeout, apprise_factory, config_factory
+        )
+    return targets, problems
+
+
+def _target_for_url(
+    url: str, problems: list[str], timeout: float, apprise_factory: Callable[[], Any]
+) -> Target:
+    redacted = redact_url(url)
+    sender = apprise_factory()
+    error = "not a valid apprise URL (or its notification service is unavailable)"
+    try:
+        ok = bool(sender.add(url))
+    except Exception as exc:
+        ok = False
+        error = f"apprise could not load it: {type(exc).__name__}: {exc}"
+    if not ok:
+        problems.append(f"{redacted}: {error}")
+        return Target(TargetInfo(redacted, _scheme(url), error=error), None)
+    return _target_for_sender(sender, redacted, timeout)
+
+
+def _targets_from_config(
+    path: Path,
+    problems: list[str],
+    timeout: float,
+    apprise_factory: Callable[[], Any],
+    config_factory: Callable[[], Any],
+) -> list[Target]:
+    try:
+        path.open("rb").close()
+    except OSError as exc:
+        problems.append(f"apprise config file {path}: cannot read: {exc.strerror or exc}")
+        return []
+    try:
+        config = config_factory()
+        config.add(str(path))
+        listing = getattr(config, "services", None) or config.servers  # apprise 2 / 1
+        servers = list(listing())
+    except Exception as exc:
+        problems.append(f"apprise config file {path}: cannot load: {exc}")
+        return []
+    if not servers:
+        problems.append(f"apprise config file {path}: no usable notification URL in it")
+    targets = []
+    for i, plugin in enumerate(servers, 1):
+        sender = apprise_factory()
+        if not sender.add(plugin):
+            problems.append(f"apprise config file {path}: entry {i} is not usable")
+            continue
+        targets.append(_target_for_sender(sender, _privacy_url(plugin) or f"{path} #{i}", timeout))
+    return targets
+
+
+def _target_for_sender(sender: Any, redacted: str, timeout: float) -> Target:
+    plugins: list[Any] = []
+    with contextlib.suppress(Exception):
+        plugins = list(sender)
+    smtp_host = ""
+    scheme = _scheme(redacted)
+    for plugin in plugins:
+        redacted = _privacy_url(plugin) or redacted
+        scheme = _scheme(redacted) or scheme
+        smtp_host = str(getattr(plugin, "smtp_host", "") or "")
+        for attr in ("socket_connect_timeout", "socket_read_timeout"):
+            current = getattr(plugin, attr, None)
+            if isinstance(current, int | float) and current > timeout:
+                with contextlib.suppress(Exception):
+                    setattr(plugin, attr, timeout)
+    if scheme not in MAIL_SCHEMES:
+        smtp_host = ""
+    return Target(TargetInfo(redacted, scheme, smtp_host), sender)
+
+
+@dataclass(frozen=True, slots=True)
 class TargetStats:
     url: str
     sent: int
@@ -407,10 +505,14 @@ class Notifier:
     def _load(self) -> list[_Lane]:
         if self._lanes is not None:
             return self._lanes
-        problems: list[str] = []
-        lanes = [self._lane_for_url(url, problems) for url in self._urls]
-        if self._config_file is not None:
-            lanes += self._lanes_from_config(self._config_file, problems)
+        targets, problems = parse_targets(
+            self._urls,
+            self._config_file,
+            timeout=self._timeout,
+            apprise_factory=self._apprise_factory,
+            config_factory=self._config_factory,
+        )
+        lanes = [_Lane(t.info, t.sender) for t in targets]
         with self._cond:
             if self._lanes is None:
                 self._lanes = lanes
@@ -418,64 +520,6 @@ class Notifier:
                 for p in problems:
                     log.warning("notify: %s", p)
             return self._lanes
-
-    def _lane_for_url(self, url: str, problems: list[str]) -> _Lane:
-        redacted = redact_url(url)
-        sender = self._apprise_factory()
-        error = "not a valid apprise URL (or its notification service is unavailable)"
-        try:
-            ok = bool(sender.add(url))
-        except Exception as exc:
-            ok = False
-            error = f"apprise could not load it: {type(exc).__name__}: {exc}"
-        if not ok:
-            problems.append(f"{redacted}: {error}")
-            return _Lane(TargetInfo(redacted, _scheme(url), error=error), None)
-        return self._lane_for_sender(sender, redacted)
-
-    def _lanes_from_config(self, path: Path, problems: list[str]) -> list[_Lane]:
-        try:
-            path.open("rb").close()
-        except OSError as exc:
-            problems.append(f"apprise config file {path}: cannot read: {exc.strerror or exc}")
-            return []
-        try:
-            config = self._config_factory()
-            config.add(str(path))
-            listing = getattr(config, "services", None) or config.servers  # apprise 2 / 1
-            servers = list(listing())
-        except Exception as exc:
-            problems.append(f"apprise config file {path}: cannot load: {exc}")
-            return []
-        if not servers:
-            problems.append(f"apprise config file {path}: no usable notification URL in it")
-        lanes = []
-        for i, plugin in enumerate(servers, 1):
-            sender = self._apprise_factory()
-            if not sender.add(plugin):
-                problems.append(f"apprise config file {path}: entry {i} is not usable")
-                continue
-            lanes.append(self._lane_for_sender(sender, _privacy_url(plugin) or f"{path} #{i}"))
-        return lanes
-
-    def _lane_for_sender(self, sender: Any, redacted: str) -> _Lane:
-        plugins: list[Any] = []
-        with contextlib.suppress(Exception):
-            plugins = list(sender)
-        smtp_host = ""
-        scheme = _scheme(redacted)
-        for plugin in plugins:
-            redacted = _privacy_url(plugin) or redacted
-            scheme = _scheme(redacted) or scheme
-            smtp_host = str(getattr(plugin, "smtp_host", "") or "")
-            for attr in ("socket_connect_timeout", "socket_read_timeout"):
-                current = getattr(plugin, attr, None)
-                if isinstance(current, int | float) and current > self._timeout:
-                    with contextlib.suppress(Exception):
-                        setattr(plugin, attr, self._timeout)
-        if scheme not in MAIL_SCHEMES:
-            smtp_host = ""
-        return _Lane(TargetInfo(redacted, scheme, smtp_host), sender)
 
     # -- the caller's side
 
@@ -811,10 +855,11 @@ def check_targets(
     each unusable one, and when every target is e-mail: a page by mail goes
     through Postfix, the very thing the kill switch is about to freeze.
     """
-    notifier = Notifier(urls, config_file=config_file, config_factory=config_factory)
-    targets = notifier.load_targets()
-    warnings = list(notifier.problems)
-    usable = [t for t in targets if not t.error]
+    parsed, problems = parse_targets(urls, config_file, config_factory=config_factory)
+    for p in problems:
+        log.warning("notify: %s", p)
+    warnings = list(problems)
+    usable = [t.info for t in parsed if not t.info.error]
     if not usable:
         warnings.append(
             "no notification target: a trip will page nobody "
