@@ -22,12 +22,11 @@ from watcher.core.decide import Action
 from watcher.core.settings import NotifySettings
 from watcher.core.text import visible as plain
 from watcher.responders.base import Outcome
-from watcher.responders.notify import (
+from watcher.responders.notify.delivery import Notifier
+from watcher.responders.notify.responder import NotifyResponder
+from watcher.responders.notify.targets import check_targets, redact_url
+from watcher.responders.notify.text import (
     MAX_LINE_CHARS,
-    Notifier,
-    NotifyResponder,
-    check_targets,
-    redact_url,
     render_all_clear,
     render_log_loss,
     render_page,

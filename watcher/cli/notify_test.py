@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from watcher.cli.common import EXIT_FAILURE, EXIT_HELP, EXIT_OK, Parents, UsageError, settings_from
-from watcher.responders.notify import Notifier
+from watcher.responders.notify.delivery import Notifier
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: Parents) -> None:

@@ -9,7 +9,8 @@ import sys
 from watcher.cli.common import EXIT_HELP, EXIT_OK, Parents, settings_from
 from watcher.core.errors import StormwatchError
 from watcher.responders.latchstore import LatchStore
-from watcher.responders.notify import Notifier, render_all_clear
+from watcher.responders.notify.delivery import Notifier
+from watcher.responders.notify.text import render_all_clear
 from watcher.responders.postfix import PostfixControl, PostfixError
 from watcher.responders.rearm import rearm
 from watcher.state.files import StateError

@@ -9,7 +9,7 @@ from watcher.cli.common import EXIT_HELP, EXIT_OK, EXIT_TRIPPED, Parents, settin
 from watcher.core.times import micros
 from watcher.responders.dryrun import DryRunResponder
 from watcher.responders.killswitch import manual_actions, manual_incident
-from watcher.responders.notify import Notifier
+from watcher.responders.notify.delivery import Notifier
 from watcher.runtime import clock, switch
 
 
