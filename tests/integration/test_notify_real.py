@@ -21,7 +21,8 @@ import pytest
 from tests.incidents import make_incident
 from tests.integration.harness.requires import wait_for
 from watcher.responders.base import Outcome
-from watcher.responders.notify import Notifier, render_page
+from watcher.responders.notify.delivery import Notifier
+from watcher.responders.notify.text import render_page
 
 pytestmark = [
     pytest.mark.integration,

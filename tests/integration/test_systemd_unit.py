@@ -529,7 +529,8 @@ os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
 MDWE_PROBE = r"""
 import ctypes, mmap, sys
 import apprise, psutil, pydantic, tqdm
-import watcher.cli, watcher.responders.killswitch, watcher.runtime.service, watcher.responders.notify
+import watcher.cli, watcher.responders.killswitch, watcher.runtime.service
+import watcher.responders.notify.responder, watcher.responders.notify.targets
 try:
     mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
 except PermissionError:

@@ -20,14 +20,13 @@ import pytest
 from tests.incidents import make_incident, with_line
 from watcher.core.decide import Action
 from watcher.core.settings import NotifySettings
+from watcher.core.text import visible as plain
 from watcher.responders.base import Outcome
-from watcher.responders.notify import (
+from watcher.responders.notify.delivery import Notifier
+from watcher.responders.notify.responder import NotifyResponder
+from watcher.responders.notify.targets import check_targets, redact_url
+from watcher.responders.notify.text import (
     MAX_LINE_CHARS,
-    Notifier,
-    NotifyResponder,
-    check_targets,
-    plain,
-    redact_url,
     render_all_clear,
     render_log_loss,
     render_page,

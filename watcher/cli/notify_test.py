@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 
 def run(args: argparse.Namespace) -> int:
     # imported here: the other commands (replay above all) start without apprise and psutil
-    from watcher.responders.notify import Notifier
+    from watcher.responders.notify.delivery import Notifier
 
     settings = settings_from(args)
     notifier = Notifier.from_settings(settings.notify, args.notify)

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 def run(args: argparse.Namespace) -> int:
     # imported here: the other commands (replay above all) start without apprise and psutil
     from watcher.responders.latchstore import LatchStore
-    from watcher.responders.notify import Notifier, render_all_clear
+    from watcher.responders.notify.delivery import Notifier
+    from watcher.responders.notify.text import render_all_clear
     from watcher.responders.postfix import PostfixControl, PostfixError
     from watcher.responders.rearm import rearm
 

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 def run(args: argparse.Namespace) -> int:
     # imported here: the other commands (replay above all) start without apprise and psutil
     from watcher.responders.killswitch import manual_actions, manual_incident
-    from watcher.responders.notify import Notifier
+    from watcher.responders.notify.delivery import Notifier
     from watcher.runtime import clock, switch
 
     settings = settings_from(args)

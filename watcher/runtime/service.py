@@ -215,7 +215,8 @@ def _live(
     sd: SystemdNotify,
     metrics: Metrics | None,
 ) -> Built:
-    from watcher.responders.notify import Notifier, render_log_loss
+    from watcher.responders.notify.delivery import Notifier
+    from watcher.responders.notify.text import render_log_loss
     from watcher.runtime import switch as killswitch
 
     notifier = Notifier.from_settings(settings.notify, options.notify_urls)

@@ -24,7 +24,9 @@ from watcher.reports.store import write_incident
 from watcher.responders.command import CommandResponder
 from watcher.responders.killswitch import KillSwitch, SwitchMetrics
 from watcher.responders.latchstore import LatchStore
-from watcher.responders.notify import Notifier, NotifyResponder, render_reminder, render_warning
+from watcher.responders.notify.delivery import Notifier
+from watcher.responders.notify.responder import NotifyResponder
+from watcher.responders.notify.text import render_reminder, render_warning
 from watcher.responders.postfix import FreezeResponder, HoldResponder, PostfixControl
 from watcher.responders.process import FetchmailResponder
 

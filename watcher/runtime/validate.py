@@ -14,7 +14,7 @@ from watcher.core.errors import ConfigError
 from watcher.core.rules import Rule
 from watcher.core.settings import Settings
 from watcher.responders.command import validate_argv
-from watcher.responders.notify import check_targets
+from watcher.responders.notify.targets import check_targets
 from watcher.runtime import clock
 from watcher.runtime.metrics import is_loopback
 

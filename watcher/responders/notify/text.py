@@ -1,0 +1,196 @@
+"""What pages say: trip page, early warning, reminder, all-clear, log-loss notice.
+
+Pure: each ``render_*`` returns ``(title, body)`` as plain text. A log line's
+addresses appear verbatim; only control and bidi characters are shown as
+escapes, by :func:`watcher.core.text.visible`, and a line longer than
+:data:`MAX_LINE_CHARS` is cut.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+
+from watcher.core.incident import Incident
+from watcher.core.text import visible
+from watcher.responders.base import Outcome
+
+REARM = (
+    "Re-arm once the cause is fixed: stormwatch rearm "
+    "(--keep-held keeps the storm's mail on hold, --release-held lets it go)"
+)
+MAX_LINE_CHARS = 4000
+TOP_DOMAINS = 8
+PREFIX = "[stormwatch]"
+
+
+def _line(text: str) -> str:
+    if len(text) > MAX_LINE_CHARS:
+        more = len(text) - MAX_LINE_CHARS
+        return f"{visible(text[:MAX_LINE_CHARS])} ... [{more} more characters]"
+    return visible(text)
+
+
+def _on(host: str) -> str:
+    return f" on {visible(host)}" if host else ""
+
+
+def _duration(seconds: float) -> str:
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    minutes, _ = divmod(s, 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def _counts(incident: Incident, what: str) -> str:
+    return f"{incident.count} in {incident.window_seconds:g} s ({what} {incident.threshold})"
+
+
+def _domains(incident: Incident) -> list[str]:
+    if not incident.top_domains:
+        return []
+    shown = incident.top_domains[:TOP_DOMAINS]
+    lines = ["Top destination domains:"]
+    lines += [f"  {visible(domain)}: {n}" for domain, n in shown]
+    if len(incident.top_domains) > len(shown):
+        lines.append(f"  (+{len(incident.top_domains) - len(shown)} more)")
+    return ["", *lines]
+
+
+def _outcome_line(o: Outcome) -> str:
+    summary = visible(re.sub(r"\s*[\r\n]+\s*", " / ", o.summary.strip()))
+    return f"  {'ok    ' if o.ok else 'FAILED'} {visible(o.kind)}: {summary}"
+
+
+def render_page(incident: Incident, outcomes: Sequence[Outcome]) -> tuple[str, str]:
+    """The page sent when the switch trips: what happened, what was done, what failed."""
+    failed = [o for o in outcomes if not o.ok]
+    title = (
+        f"{PREFIX} TRIPPED{_on(incident.host)}: {visible(incident.rule)}, "
+        f"{incident.count} in {incident.window_seconds:g} s"
+    )
+    if failed:
+        title += f", {len(failed)} action(s) FAILED"
+    body = [
+        f"Kill switch TRIPPED{_on(incident.host)} by rule {visible(incident.rule)}.",
+    ]
+    if incident.description:
+        body.append(visible(incident.description))
+    body += [
+        f"Count: {_counts(incident, 'threshold')}",
+        f"First match: {visible(incident.first_time)} (log time)",
+        f"Trip line:   {visible(incident.trip_time)} (log time)",
+        f"Incident: {visible(incident.id)}",
+        *_domains(incident),
+        "",
+        "What the kill switch did:",
+    ]
+    if outcomes:
+        body += [_outcome_line(o) for o in outcomes]
+        body.append(
+            f"{len(failed)} of {len(outcomes)} action(s) FAILED: see above."
+            if failed
+            else "Every action succeeded."
+        )
+    else:
+        body.append("  (no action has reported yet)")
+    body += ["", "The line that tripped it, verbatim:", _line(incident.trip_line)]
+    if incident.report_summary or incident.report_dir:
+        body += ["", "Report:"]
+        body += [f"  {visible(line)}" for line in incident.report_summary]
+        if incident.report_dir:
+            body.append(f"  Full report: {visible(incident.report_dir)}/report.md")
+    body += ["", REARM]
+    return title, "\n".join(body)
+
+
+def render_warning(incident: Incident) -> tuple[str, str]:
+    """An early warning: the count reached the rule's warn level (``incident.threshold``)."""
+    title = (
+        f"{PREFIX} warning{_on(incident.host)}: {visible(incident.rule)}, "
+        f"{incident.count} in {incident.window_seconds:g} s"
+    )
+    body = [
+        f"Rule {visible(incident.rule)} is close to tripping{_on(incident.host)}.",
+        "The kill switch has NOT tripped: nothing was stopped.",
+    ]
+    if incident.description:
+        body.append(visible(incident.description))
+    body += [
+        f"Count: {_counts(incident, 'warns at')}",
+        f"First match: {visible(incident.first_time)} (log time)",
+        f"Latest:      {visible(incident.trip_time)} (log time)",
+        *_domains(incident),
+        "",
+        "The latest matching line, verbatim:",
+        _line(incident.trip_line),
+        "",
+        'To stop everything now: stormwatch trip --reason "..."',
+    ]
+    return title, "\n".join(body)
+
+
+def render_reminder(
+    incident: Incident, since: timedelta, *, held_count: int | None = None
+) -> tuple[str, str]:
+    """A reminder while tripped; ``since`` is how long the switch has been tripped."""
+    ago = _duration(since.total_seconds())
+    title = f"{PREFIX} still TRIPPED{_on(incident.host)}: {visible(incident.rule)}, for {ago}"
+    body = [
+        f"The kill switch{_on(incident.host)} has been tripped for {ago} "
+        f"(rule {visible(incident.rule)}, tripped at {visible(incident.trip_time)} log time).",
+        "What it stopped stays stopped until a human re-arms it.",
+        f"Count when it tripped: {_counts(incident, 'threshold')}",
+        f"Incident: {visible(incident.id)}",
+    ]
+    if held_count is not None:
+        body.append(f"Messages on hold: {held_count}")
+    body += ["", REARM]
+    return title, "\n".join(body)
+
+
+def render_all_clear(incident: Incident, released_count: int, held_count: int) -> tuple[str, str]:
+    """Sent by ``rearm``: the switch is re-armed and watching again."""
+    title = f"{PREFIX} re-armed{_on(incident.host)}: {visible(incident.rule)}"
+    body = [
+        f"The kill switch{_on(incident.host)} was re-armed and is watching again "
+        f"(incident {visible(incident.id)}, rule {visible(incident.rule)}).",
+        "What the trip changed has been undone.",
+        f"Released from hold back into the queue: {released_count}",
+        f"Still on hold: {held_count}",
+    ]
+    if held_count:
+        body += [
+            "The messages still on hold are the storm's bounces and looping originals: held",
+            "mail never expires. See them with: postqueue -j ; release one with: postsuper -H ID",
+        ]
+    return title, "\n".join(body)
+
+
+def render_log_loss(lost: int, first_line: str, *, host: str = "") -> tuple[str, str]:
+    """The system logger dropped lines (rsyslog rate limit, journald suppression).
+
+    ``first_line`` is the line that reported the loss, shown verbatim.
+    """
+    n = str(lost) if lost > 0 else "some"
+    title = f"{PREFIX} partly blind{_on(host)}: {n} log line(s) lost"
+    body = [
+        f"The system logger{_on(host)} dropped {n} log line(s) before stormwatch could read them.",
+        "The watcher is partly blind: window counts may be too low, so a storm can trip",
+        "late or not at all.",
+        "",
+        "Reported by:",
+        _line(first_line),
+        "",
+        "Fix: raise rsyslog's rate limits (imuxsock/imjournal ratelimit.burst) or journald's",
+        "RateLimitBurst, or let Postfix write its own log (maillog_file) for stormwatch to follow.",
+    ]
+    return title, "\n".join(body)
