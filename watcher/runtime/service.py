@@ -275,8 +275,7 @@ def _reload(
         return
     sd.reloading()
     try:
-        settings, rules = reload()
-        clock.zone(settings.timezone)
+        settings, rules = reload()  # validated as at start (runtime/validate.py)
     except Exception as exc:  # ConfigError, RuleError, ValueError: keep running as we are
         log.error("reload refused, still running on the old settings and rules: %s", exc)
         sd.ready()
