@@ -241,7 +241,7 @@ class Pipeline:
             kind = ev[0]
             if kind == REMOVED:
                 ts: str = ev[2]  # type: ignore[assignment]  # the scanner's tuples are untyped
-                if known_time(ts) is not None or timestamp(ts) is not None:
+                if not ts or known_time(ts) is not None or timestamp(ts) is not None:
                     forget(ev[1])  # type: ignore[arg-type]
                     count += 1
                     continue

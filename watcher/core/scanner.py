@@ -3,7 +3,8 @@
 ``scan_block`` turns a block of whole log lines into a compact list of the
 few things the rest of the pipeline needs, in log order:
 
-* ``(REMOVED, qid, timestamp_text, offset)`` — qmgr's ``removed``;
+* ``(REMOVED, qid, timestamp_text, offset)`` — qmgr's ``removed`` (``timestamp_text`` is
+  "" for a collapsed message: its lines are not looked at again);
 * ``(SENDER, qid, sender, timestamp_text, offset)`` — qmgr's ``from=<..>``;
 * ``(DELIVERY, qid, offset, line, lineno, is_loop)`` — a ``to=<..>`` line.
   ``line``/``lineno`` are given (else ``None``/-1) when it may well be counted:
@@ -75,6 +76,8 @@ def scan_block(text: str, collapse: bool = True) -> Scanned:
             if mine is not None:  # born and gone in this block: only "gone" is news
                 out[mine] = None
                 collapsed += 1
+                append((REMOVED, qid, "", at))  # "": as its from= line, taken as it is
+                continue
             line_start = rfind("\n", 0, at) + 1
             if text[line_start + 15 : line_start + 16] == " ":
                 ts = text[line_start : line_start + 15]  # classic: the common case
