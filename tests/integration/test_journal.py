@@ -345,13 +345,22 @@ def test_missing_journalctl_is_retried_not_fatal(tmp_path: Path) -> None:
         source.close()
 
 
-def test_corrupt_state_names_the_file(tmp_path: Path) -> None:
-    from watcher.state.files import StateError
-
+@pytest.mark.parametrize("content", ['{"version": 1, "cursor": 5}', '{"vers', "", "\x00\xff"])
+def test_a_corrupt_state_is_moved_aside_and_the_journal_followed_from_now(
+    tmp_path: Path, content: str
+) -> None:
     state = tmp_path / "j.json"
-    state.write_text('{"version": 1, "cursor": 5}')
-    with pytest.raises(StateError, match=r"j\.json: not a journal checkpoint"):
-        JournalSource(state).open()
+    state.write_text(content)
+    source = JournalSource(state, journalctl=("/bin/false",))
+    try:
+        source.open()
+        assert source.counters()["checkpoints_corrupt"] == 1
+        assert len(list(tmp_path.glob("j.json.bad-*"))) == 1
+        saved = json.loads(state.read_text())
+        assert saved["cursor"] is None
+        assert isinstance(saved["since_us"], int)
+    finally:
+        source.close()
 
 
 def test_commit_rejects_foreign_positions(tmp_path: Path) -> None:

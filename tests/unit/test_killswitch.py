@@ -19,9 +19,8 @@ from watcher.responders.base import Outcome
 from watcher.responders.killswitch import KillSwitch
 from watcher.responders.latchstore import LatchStore
 from watcher.responders.postfix import PostfixControl
-from watcher.responders.rearm import rearm
+from watcher.responders.rearm import RearmError, rearm
 from watcher.runtime.rulefiles import load_rules
-from watcher.state.files import StateError
 
 
 class Fake:
@@ -113,8 +112,9 @@ def test_a_restarted_watcher_stays_tripped_and_acts_no_more(tmp_path: Path) -> N
 
 def test_rearm_refuses_an_unreadable_state(tmp_path: Path) -> None:
     (tmp_path / "latch.json").write_text("{not json")
-    with pytest.raises(StateError, match=r"latch\.json"):
+    with pytest.raises(RearmError, match=r"latch\.json.*\n\{not json"):
         rearm(LatchStore(tmp_path), PostfixControl(str(tmp_path)), release=False)
+    assert (tmp_path / "latch.json").read_text() == "{not json"  # left as it was
 
 
 def test_rearm_when_not_tripped_does_nothing_and_is_safe_twice(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ from watchdog.observers.api import BaseObserver
 
 from watcher.sources.base import Item, Source, TextLine
 from watcher.sources.file import FINGERPRINT_BYTES, FilePosition, FileSource
-from watcher.state.files import StateError
 
 Factory = Callable[..., FileSource]
 
@@ -146,12 +145,38 @@ def test_poll_before_open_is_an_error(log_path: Path, state_path: Path) -> None:
         source.poll(0)
 
 
-def test_corrupt_checkpoint_names_the_file(make: Factory, log_path: Path, state_path: Path) -> None:
-    log_path.touch()
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"version": 1, "path": 3}',  # a field of the wrong type
+        b'{"version": 1, "path": "/x", "fi',  # truncated
+        b"",  # empty
+        b"\x00\x9f\xff binary",  # not even text
+        b'{"version": 1, "path": "LOG", "file": {"dev": 1, "ino": 2, "offset": -5, '
+        b'"fp_len": 0, "fp": ""}}',  # a negative offset
+    ],
+    ids=["shape", "truncated", "empty", "binary", "negative-offset"],
+)
+def test_a_corrupt_checkpoint_is_moved_aside_and_reading_starts_afresh(
+    make: Factory,
+    log_path: Path,
+    state_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    content: bytes,
+) -> None:
+    """No traceback, no exit (a restart loop under systemd): counted, logged, kept aside."""
+    log_path.write_bytes(lines(3))
     state_path.parent.mkdir()
-    state_path.write_text('{"version": 1, "path": 3}')
-    with pytest.raises(StateError, match=r"file\.json: not a file-source checkpoint"):
-        make()
+    state_path.write_bytes(content.replace(b"LOG", str(log_path).encode()))
+    src = make()
+    assert src.counters()["checkpoints_corrupt"] == 1
+    (aside,) = state_path.parent.glob("file.json.bad-*")
+    assert aside.read_bytes() == content.replace(b"LOG", str(log_path).encode())
+    assert "file.json" in caplog.text
+    assert "first start" in caplog.text
+    with log_path.open("ab") as f:
+        f.write(b"new line\n")
+    assert [text_of(i) for i in src.poll(0)] == ["new line"]  # as on a first start: at the end
 
 
 def test_checkpoint_of_another_file_is_ignored(

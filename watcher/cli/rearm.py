@@ -7,14 +7,9 @@ import logging
 import sys
 
 from watcher.cli.common import EXIT_HELP, EXIT_OK, Parents, settings_from
-from watcher.core.errors import StormwatchError
-from watcher.state.files import StateError
+from watcher.state.trust import check_state_dir
 
 log = logging.getLogger("watcher")
-
-
-class RearmFailed(StormwatchError):
-    """Nothing, or not everything, was undone: the switch stays tripped (exit status 3)."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: Parents) -> None:
@@ -22,8 +17,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
         "rearm",
         parents=[parents.base, parents.notify],
         help="undo what the trip did (Postfix settings), then watch again",
-        description="Restores every Postfix value the trip saved, reloads, and clears the "
-        "latch. Held mail stays held unless --release-held is given. Nothing is deleted.",
+        description="Restores every Postfix value the trip saved, reloads, checks that "
+        "postconf -n shows the saved values, and clears the latch. Held mail stays held "
+        "unless --release-held is given. Nothing is deleted. Exit status 3 when Postfix "
+        "could not be put back (the switch stays tripped).",
         epilog=EXIT_HELP,
     )
     held = p.add_mutually_exclusive_group()
@@ -31,6 +28,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
         "--release-held", action="store_true", help="release the mail the trip held, and flush"
     )
     held.add_argument("--keep-held", action="store_true", help="leave it on hold (the default)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="clear a latch that cannot be read (after checking Postfix by hand: rearm shows "
+        "what it found and refuses without this)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -39,18 +42,17 @@ def run(args: argparse.Namespace) -> int:
     from watcher.responders.latchstore import LatchStore
     from watcher.responders.notify.delivery import Notifier
     from watcher.responders.notify.text import render_all_clear
-    from watcher.responders.postfix import PostfixControl, PostfixError
-    from watcher.responders.rearm import rearm
+    from watcher.responders.postfix import PostfixControl
+    from watcher.responders.rearm import RearmError, rearm
 
     settings = settings_from(args)
+    check_state_dir(settings.state_dir)
     store = LatchStore(settings.state_dir)
     control = PostfixControl(settings.postfix.config_directory)
     try:
-        done = rearm(store, control, release=args.release_held)
-    except StateError as exc:
-        raise RearmFailed(f"refusing to re-arm: the state is unreadable: {exc}") from exc
-    except (PostfixError, OSError) as exc:
-        raise RearmFailed(f"re-arm failed, the switch stays tripped: {exc}") from exc
+        done = rearm(store, control, release=args.release_held, force=args.force)
+    except OSError as exc:
+        raise RearmError(f"re-arm failed, the switch stays tripped: {exc}") from exc
     for step in done.steps:
         sys.stdout.write(f"{step}\n")
     if done.was_tripped and done.incident is not None:

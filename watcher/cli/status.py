@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from watcher.cli.common import EXIT_HELP, EXIT_OK, Parents, UsageError, settings_from
+from watcher.core.latch import Latch
 from watcher.runtime.daemon import STATUS_FILE
 from watcher.state.files import read_json
 
@@ -26,21 +27,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 
 
 def run(args: argparse.Namespace) -> int:
+    from watcher.responders.latchstore import LatchStore
+    from watcher.state.runlock import holder
+
     settings = settings_from(args)
     path = Path(settings.state_dir) / STATUS_FILE
     status = read_json(path)
+    latch = LatchStore(settings.state_dir).read()
+    pid = holder(settings.state_dir)
     if not isinstance(status, dict):
-        raise UsageError(f"{path}: no status: is a watcher running with this state directory?")
+        if pid is None and not latch.tripped:
+            raise UsageError(f"{path}: no status: is a watcher running with this state directory?")
+        status = {}
+    status["running"] = pid is not None
+    switch = _switch(latch)
+    status["switch"] = switch
     if args.json:
         sys.stdout.write(json.dumps(status, indent=2) + "\n")
         return EXIT_OK
     w = sys.stdout.write
-    state = str(status.get("state", "?")).upper()
-    w(f"{state}  (pid {status.get('pid')}, updated {status.get('updated')})\n")
+    w(f"{switch['summary']}\n")
+    if pid is not None:
+        w(f"  watcher: running (pid {pid}, updated {status.get('updated')})\n")
+    else:
+        w(f"  watcher: NOT RUNNING (last update {status.get('updated', 'never')})\n")
     if status.get("tripped_rules"):
         w(f"  tripped rules: {', '.join(status['tripped_rules'])}\n")
     for key in SHOWN:
-        w(f"  {key.replace('_', ' ')}: {status.get(key)}\n")
+        if key in status:
+            w(f"  {key.replace('_', ' ')}: {status.get(key)}\n")
     loss = status.get("log_loss") or {}
     if loss.get("reports"):
         lost, reports = loss["lines_lost"], loss["reports"]
@@ -50,3 +65,19 @@ def run(args: argparse.Namespace) -> int:
         for k, v in counters.items():
             w(f"    {k.replace('_', ' ')}: {v}\n")
     return EXIT_OK
+
+
+def _switch(latch: Latch) -> dict[str, object]:
+    """The switch as latch.json has it: the truth, whatever a restarted watcher has seen."""
+    if latch.unknown:
+        return {"state": "tripped", "unknown": latch.unknown,
+                "summary": f"TRIPPED, state unknown: {latch.unknown}"}  # fmt: skip
+    if not latch.tripped:
+        return {"state": "armed", "summary": "ARMED"}
+    incident = latch.incident.id if latch.incident is not None else "?"
+    failed = latch.failed()
+    summary = f"TRIPPED since {latch.since} (incident {incident}, {len(latch.held)} held)"
+    if failed:
+        summary += f"; FAILED: {', '.join(failed)} (retried while tripped)"
+    return {"state": "tripped", "incident": incident, "since": latch.since,
+            "held": len(latch.held), "failed": failed, "summary": summary}  # fmt: skip

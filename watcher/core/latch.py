@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from watcher.core.decide import Action
 from watcher.core.incident import Incident, LineRef
+from watcher.core.rules import ACTION_ORDER
 
 SCHEMA = 1
 
@@ -30,15 +32,19 @@ class ActionRecord:
     summary: str
     at: str
     details: Mapping[str, Any] = field(default_factory=dict)  # JSON-serialisable
+    attempt: int = 1  # 2 and more: a retry of an action that failed
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "ok": self.ok,
             "summary": self.summary,
             "details": dict(self.details),
             "at": self.at,
         }
+        if self.attempt > 1:
+            out["attempt"] = self.attempt
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +82,14 @@ class Latch:
     """
 
     tripped: bool = False
+    unknown: str = ""  # not saved: why the file could not be read ("" when it could)
     since: str = ""
     since_epoch: float = 0.0
     incident: Incident | None = None
     trips: list[TripRecord] = field(default_factory=list)
-    actions: list[ActionRecord] = field(default_factory=list)
+    planned: list[Action] = field(default_factory=list)  # the incident's actions, in order
+    started: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # kind -> prepared
+    actions: list[ActionRecord] = field(default_factory=list)  # every outcome, retries too
     held: list[str] = field(default_factory=list)
     last_reminder_epoch: float = 0.0
     last_incident: str = ""
@@ -90,8 +99,9 @@ class Latch:
     def start(self, incident: Incident, since: str, since_epoch: float) -> None:
         """Trip: a fresh record of ``incident``, from ``since`` (host clock)."""
         self.tripped, self.since, self.since_epoch = True, since, since_epoch
-        self.incident = incident
+        self.incident, self.unknown = incident, ""
         self.trips, self.actions, self.held = [], [], []
+        self.planned, self.started = [], {}
         self.last_reminder_epoch = since_epoch
         self.last_incident, self.rearmed_at, self.still_held = "", "", []
 
@@ -100,13 +110,40 @@ class Latch:
         last = self.incident.id if self.incident is not None else ""
         self.tripped, self.since, self.since_epoch, self.incident = False, "", 0.0, None
         self.trips, self.actions, self.held = [], [], []
+        self.planned, self.started, self.unknown = [], {}, ""
         self.last_reminder_epoch = 0.0
         self.last_incident, self.rearmed_at = last, rearmed_at
         self.still_held = sorted(still_held)
 
     def done(self) -> set[str]:
-        """The action kinds that have run for this incident."""
+        """The action kinds that have run (to an outcome) for this incident."""
         return {a.kind for a in self.actions}
+
+    def latest(self, kind: str) -> ActionRecord | None:
+        """The last outcome of ``kind`` (a retry's, if it was retried)."""
+        return next((a for a in reversed(self.actions) if a.kind == kind), None)
+
+    def failed(self) -> list[str]:
+        """Action kinds whose last outcome is a failure, in the order they were planned."""
+        out: list[str] = []
+        for a in self.planned:
+            last = self.latest(a.kind)
+            if last is not None and not last.ok:
+                out.append(a.kind)
+        return out
+
+    def unfinished(self) -> list[Action]:
+        """Planned actions with no outcome yet (never started, or cut short by a crash)."""
+        done = self.done()
+        return [a for a in self.planned if a.kind not in done]
+
+    def plan(self, actions: Sequence[Action]) -> list[Action]:
+        """Add the actions not planned yet, in the switch's order; the ones added."""
+        known = {a.kind for a in self.planned}
+        new = [a for a in actions if a.kind not in known]
+        order = {k: i for i, k in enumerate(ACTION_ORDER)}
+        self.planned = sorted([*self.planned, *new], key=lambda a: order.get(a.kind, 99))
+        return new
 
     def add_held(self, ids: Sequence[str]) -> None:
         self.held = sorted({*self.held, *ids})
@@ -121,6 +158,8 @@ class Latch:
                 since_epoch=self.since_epoch,
                 incident=incident_to_json(self.incident) if self.incident else None,
                 trips=[t.to_json() for t in self.trips],
+                planned=[action_to_json(a) for a in self.planned],
+                started={k: dict(v) for k, v in self.started.items()},
                 actions=[a.to_json() for a in self.actions],
                 held=list(self.held),
                 last_reminder_epoch=self.last_reminder_epoch,
@@ -158,6 +197,8 @@ class Latch:
             since_epoch=f.number("since_epoch"),
             incident=incident_from_json(raw_incident),
             trips=[_trip(t, i) for i, t in enumerate(f.items("trips"))],
+            planned=[planned_from_json(a, i) for i, a in enumerate(f.items("planned"))],
+            started=_started(data.get("started", {})),
             actions=[action_from_json(a, i) for i, a in enumerate(f.items("actions"))],
             held=f.texts("held"),
             last_reminder_epoch=f.number("last_reminder_epoch", f.number("since_epoch")),
@@ -227,7 +268,49 @@ def action_from_json(d: Mapping[str, Any], i: int = 0) -> ActionRecord:
     details = d.get("details", {})
     if not isinstance(details, Mapping):
         raise LatchFormatError(f"actions[{i}].details: not an object")
-    return ActionRecord(f.text("kind"), ok, f.text("summary"), f.text("at"), dict(details))
+    attempt = f.integer("attempt", 1)
+    return ActionRecord(f.text("kind"), ok, f.text("summary"), f.text("at"), dict(details), attempt)
+
+
+def action_to_json(a: Action) -> dict[str, Any]:
+    return {
+        "kind": a.kind,
+        "severity": a.severity,
+        "rule": a.rule,
+        "time": a.time,
+        "count": a.count,
+        "threshold": a.threshold,
+        "window_seconds": a.window_seconds,
+        "transports": list(a.transports),
+    }
+
+
+def planned_from_json(d: Mapping[str, Any], i: int = 0) -> Action:
+    f = _Fields(d, f"planned[{i}].")
+    kind = f.text("kind")
+    if kind not in ACTION_ORDER:
+        raise LatchFormatError(f"planned[{i}].kind: {kind!r} is not an action")
+    severity = f.text("severity", "trip")
+    if severity not in ("warn", "trip"):
+        raise LatchFormatError(f"planned[{i}].severity: {severity!r}")
+    return Action(
+        kind,  # checked against ACTION_ORDER above
+        "warn" if severity == "warn" else "trip",
+        f.text("rule"),
+        f.integer("time"),
+        f.integer("count"),
+        f.integer("threshold"),
+        f.number("window_seconds"),
+        tuple(f.texts("transports")),
+    )
+
+
+def _started(value: object) -> dict[str, Mapping[str, Any]]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, Mapping) for k, v in value.items()
+    ):
+        raise LatchFormatError("started: not an object of objects")
+    return {str(k): dict(v) for k, v in value.items()}
 
 
 def incident_to_json(i: Incident) -> dict[str, Any]:

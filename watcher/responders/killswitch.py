@@ -26,11 +26,13 @@ from watcher.core.decide import Action
 from watcher.core.incident import MANUAL, Incident, LineRef, incident_id
 from watcher.core.latch import ActionRecord, Latch, TripRecord
 from watcher.core.pipeline import Pipeline, Where
-from watcher.core.rules import ACTION_ORDER, ActionKind
+from watcher.core.rules import ActionKind
 from watcher.core.settings import Settings
 from watcher.core.times import iso, wall_us
+from watcher.responders.actions import ActionRunner, current_outcomes, wall_iso
 from watcher.responders.base import Level, Outcome, Responder
 from watcher.responders.latchstore import LatchStore
+from watcher.responders.notify.text import render_recovered, render_unknown_latch
 from watcher.state.files import StateError
 
 log = logging.getLogger(__name__)
@@ -49,9 +51,7 @@ class SwitchMetrics(Protocol):
     def record_outcome(self, kind: str, ok: bool) -> None: ...
 
 
-def iso_wall(t: float) -> str:
-    """A wall-clock time as the latch records it: ISO 8601 UTC, milliseconds."""
-    return iso(wall_us(t), UTC, "milliseconds")
+iso_wall = wall_iso
 
 
 def outcome_of(record: ActionRecord) -> Outcome:
@@ -93,7 +93,18 @@ class KillSwitch:
         self._keepalive = keepalive
         self.metrics = metrics
         self._rewrite_at: float | None = None
+        self._where: Where | None = None
+        self._warned_unknown = ""
+        self.notes: list[Outcome] = []  # about the switch itself, for the page
         self.pipeline: Pipeline | None = None  # set by whoever builds both
+        self.runner = ActionRunner(
+            store,
+            self.responders,
+            wall=wall,
+            keepalive=keepalive,
+            metrics=metrics,
+            on_recovered=self._recovered,
+        )
 
     # -- from the pipeline -------------------------------------------------------
 
@@ -144,7 +155,8 @@ class KillSwitch:
     # -- tripping ----------------------------------------------------------------
 
     def trip(self, actions: Sequence[Action], incident: Incident, where: Where | None) -> None:
-        """Latch (first, durably), then run each action once, in ACTION_ORDER."""
+        """Latch (first), then carry out each action once, in ACTION_ORDER; actions
+        that failed before are tried again at once."""
         now = self._wall()
         record = TripRecord(
             rule=incident.rule,
@@ -157,7 +169,10 @@ class KillSwitch:
             text=incident.trip_line,
         )
         with self.store.locked() as latch:
-            if not latch.tripped:
+            first = not latch.tripped or bool(latch.unknown)
+            if first:
+                if latch.unknown:
+                    self._set_aside_unknown(latch.unknown)
                 latch.start(incident, iso_wall(now), now)
                 log.error(
                     "TRIPPED by %s: %d in %g s (trip_at %d); incident %s",
@@ -165,39 +180,37 @@ class KillSwitch:
                     incident.threshold, incident.id,
                 )  # fmt: skip
             latch.trips.append(record)
-            done = latch.done()
-            assert latch.incident is not None
-            the_incident = latch.incident
-        wanted = {a.kind for a in actions}
-        todo = [k for k in ACTION_ORDER if k in wanted and k not in done]
-        by_kind = {a.kind: a for a in actions}
-        if not done and self.metrics is not None:
+            failed_before = latch.failed()
+            added = latch.plan(actions)
+        if first and self.metrics is not None:
             self.metrics.record_trip(incident.rule)
-        for kind in todo:
-            if kind == "notify":  # the page names the report and carries its top
-                the_incident = self.write_report(the_incident, where)
-            self._keepalive()
-            outcome = self._run(kind, by_kind[kind], the_incident)
-            with self.store.locked() as latch:
-                latch.actions.append(
-                    ActionRecord(
-                        outcome.kind,
-                        outcome.ok,
-                        outcome.summary,
-                        iso_wall(self._wall()),
-                        outcome.details,
-                    )
-                )
-                if kind == "hold-bounces":
-                    held = outcome.details.get("held")
-                    if isinstance(held, list):
-                        latch.add_held([str(q) for q in held])
-            if self.metrics is not None:
-                self.metrics.record_outcome(kind, outcome.ok)
-            (log.info if outcome.ok else log.error)("%s: %s", kind, outcome.summary)
-        if todo:
-            self.write_report(the_incident, where)
+        if added:
+            self._where = where
+            self.runner.run_unfinished(self._before)
+        if failed_before:  # e.g. stormwatch trip on a latch whose freeze had failed
+            self.runner.retry_failed(force=failed_before)
+        if added:
+            latest = self.store.read().incident
+            self.write_report(latest or incident, where)
             self._rewrite_at = self._wall() + REPORT_REWRITE_SECONDS
+
+    def _before(self, kind: str) -> Incident | None:
+        """The incident to act on: for the page, named after its freshly written report."""
+        latch = self.store.read()
+        if kind != "notify" or latch.incident is None:
+            return None
+        return self.write_report(latch.incident, self._where)
+
+    def _set_aside_unknown(self, why: str) -> None:
+        aside = self.store.set_aside(self._wall())
+        self.notes.append(
+            Outcome(
+                "latch",
+                False,
+                f"the previous latch.json could not be used ({why}); "
+                + (f"moved to {aside}" if aside else "it was left where it was"),
+            )
+        )
 
     def write_report(self, incident: Incident, where: Where | None) -> Incident:
         """Write the incident folder; the incident, now naming its folder. A failure is
@@ -210,42 +223,46 @@ class KillSwitch:
             log.exception("could not write the report of incident %s", incident.id)
             return incident
 
-    def _run(self, kind: str, action: Action, incident: Incident) -> Outcome:
-        responder = self.responders.get(kind)
-        if responder is None:
-            return Outcome(kind, False, f"no responder for {kind!r} is configured")
-        try:
-            return responder.respond(action, incident)
-        except Exception as exc:  # a bug in one responder must not stop the others
-            log.exception("%s failed", kind)
-            return Outcome(kind, False, f"{kind} crashed: {type(exc).__name__}: {exc}")
-
     def outcomes(self) -> list[Outcome]:
-        """What this incident's actions reported so far (for the page)."""
-        try:
-            latch = self.store.read()
-        except StateError:
-            return []
-        return [outcome_of(a) for a in latch.actions]
+        """What this incident's actions reported so far (for the page), and anything the
+        admin must know about the switch itself (a latch that could not be saved)."""
+        out = current_outcomes(self.store.read())
+        if self.store.save_error:
+            out.append(
+                Outcome(
+                    "latch",
+                    False,
+                    f"latch.json could NOT be saved ({self.store.save_error}): the trip is "
+                    "held in memory and saved as soon as it can be; a restart before then "
+                    "forgets it",
+                )
+            )
+        return [*out, *self.notes]
 
     # -- while tripped -------------------------------------------------------------
 
     def tick(self) -> None:
-        """Periodic work: follow re-arms by others, hold new arrivals, remind."""
-        try:
-            latch = self.store.read()
-        except StateError as exc:
-            log.error("%s", exc)
-            return
+        """Periodic work: save what could not be saved, finish what a crash cut short,
+        retry what failed, follow re-arms by others, hold new arrivals, remind."""
+        self.store.flush()
+        latch = self.store.read()
         decider = self.pipeline.decider if self.pipeline is not None else None
+        if latch.unknown:
+            self._warn_unknown(latch.unknown)
+            return
         if not latch.tripped:
             if decider is not None and decider.tripped:
                 log.warning("re-armed: watching again")
                 decider.rearm()
+                self.notes.clear()
             return
         if decider is not None and not decider.tripped:
             # tripped by another process (stormwatch trip), or before a restart
-            decider.restore({}, latch.done() | {"notify"})
+            decider.restore({}, {a.kind for a in latch.planned} | latch.done() | {"notify"})
+        if latch.unfinished():
+            log.warning("finishing the trip's actions that did not finish (a restart?)")
+            self.runner.run_unfinished(self._before)
+        self.runner.retry_failed()
         now = self._wall()
         if self._rewrite_at is not None and now >= self._rewrite_at and latch.incident:
             # lines logged between the trip and the freeze were read since: add them
@@ -254,21 +271,35 @@ class KillSwitch:
         if self._hold_sweep is not None and now - self._last_sweep >= self._sweep_every:
             self._last_sweep = now
             self._sweep()
+        self._remind(latch, now)
+
+    def _warn_unknown(self, why: str) -> None:
+        if self._warned_unknown == why:
+            return
+        self._warned_unknown = why
+        log.error("the latch cannot be read (%s): tripped, state unknown", why)
+        if self._page is not None:
+            title, body = render_unknown_latch(why, host=self.host)
+            self._page(title, body, "failure")
+
+    def _remind(self, latch: Latch, now: float) -> None:
         minutes = self.settings.notify.reminder_minutes
         last = latch.last_reminder_epoch or now
-        if (
-            minutes > 0
-            and now - last >= minutes * 60
-            and self._page
-            and self._reminder
-            and latch.incident
-        ):
-            since = timedelta(seconds=now - (latch.since_epoch or now))
-            title, body = self._reminder(latch.incident, since, len(latch.held))
-            self._page(title, body, "warning")
-            with self.store.locked() as fresh:
-                if fresh.tripped:
-                    fresh.last_reminder_epoch = now
+        if not (minutes > 0 and now - last >= minutes * 60 and self._page and self._reminder):
+            return
+        if latch.incident is None:
+            return
+        since = timedelta(seconds=now - (latch.since_epoch or now))
+        title, body = self._reminder(latch.incident, since, len(latch.held))
+        self._page(title, body, "warning")
+        with self.store.locked() as fresh:
+            if fresh.tripped:
+                fresh.last_reminder_epoch = now
+
+    def _recovered(self, incident: Incident, record: ActionRecord) -> None:
+        if self._page is not None:
+            title, body = render_recovered(incident, outcome_of(record), record.attempt)
+            self._page(title, body, "success")
 
     def _sweep(self) -> None:
         assert self._hold_sweep is not None

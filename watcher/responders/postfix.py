@@ -226,12 +226,31 @@ class FreezeResponder:
         self.settings = settings
         self.control = control or PostfixControl(settings.postfix.config_directory)
 
-    def respond(self, action: Action, incident: Incident) -> Outcome:
+    def prepare(self, action: Action) -> dict[str, Any] | Outcome:
+        """What main.cf sets now and its text: saved (in the latch) before the freeze
+        changes anything, so that a retry or a restart never saves a frozen state."""
         c = self.control
-        transports = plan.freeze_transports(action, self.settings)
         try:
             before = c.main_cf.read_text() if c.main_cf.exists() else None
             saved = c.explicit(FREEZE_PARAMS)
+        except (PostfixError, OSError) as exc:
+            return Outcome(self.kind, False, f"Postfix NOT frozen: {exc}", {"error": str(exc)})
+        return {"saved": saved, "main_cf_before": before}
+
+    def respond(self, action: Action, incident: Incident) -> Outcome:
+        prepared = self.prepare(action)
+        if isinstance(prepared, Outcome):
+            return prepared
+        return self.respond_prepared(action, incident, prepared)
+
+    def respond_prepared(
+        self, action: Action, incident: Incident, prepared: Mapping[str, Any]
+    ) -> Outcome:
+        c = self.control
+        transports = plan.freeze_transports(action, self.settings)
+        frozen_before = frozen_from(prepared)
+        saved, before = frozen_before.saved, frozen_before.main_cf_before
+        try:
             deferred = [t for t in (saved["defer_transports"] or "").replace(",", " ").split() if t]
             merged = deferred + [t for t in transports if t not in deferred]
             applied = {**plan.freeze_values(action, self.settings)}

@@ -1,6 +1,11 @@
-"""``stormwatch rearm``: undo what a trip changed, archive its record, clear the latch.
+"""``stormwatch rearm``: undo what a trip changed, check it is undone, archive, clear the latch.
 
 Nothing is deleted: held mail stays held unless the caller asks to release it.
+It never reports success on a frozen Postfix: after the restore, ``postconf -n``
+must show the values saved before the freeze, else the latch stays tripped.
+It waits for a watcher that is carrying out the trip's actions (they never
+overlap), and refuses a latch it cannot read unless told ``force``: then it
+clears it, and says that Postfix must be checked by hand.
 """
 
 from __future__ import annotations
@@ -9,11 +14,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from watcher.core.errors import StormwatchError
 from watcher.core.incident import Incident
-from watcher.responders.killswitch import iso_wall
+from watcher.core.latch import Latch
+from watcher.responders.actions import wall_iso
 from watcher.responders.latchstore import LatchStore
-from watcher.responders.postfix import PostfixControl, frozen_from, restore
+from watcher.responders.postfix import (
+    FREEZE_PARAMS,
+    PostfixControl,
+    PostfixError,
+    frozen_from,
+    restore,
+)
 from watcher.state.files import atomic_write_json, ensure_state_dir
+
+ACTING_WAIT_SECONDS = 120.0
+
+
+class RearmError(StormwatchError):
+    """Nothing, or not everything, was undone: the switch stays tripped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,44 +51,106 @@ def rearm(
     control: PostfixControl,
     *,
     release: bool,
+    force: bool = False,
     wall: Callable[[], float] = time.time,
+    wait: float = ACTING_WAIT_SECONDS,
 ) -> Rearmed:
-    """Undo a trip.
+    """Undo a trip. RearmError (the latch stays tripped, run it again) when the latch
+    cannot be read (unless ``force``), when another process keeps acting, or when
+    Postfix cannot be put back."""
+    with store.acting(wait) as mine:
+        if not mine:
+            raise RearmError(
+                f"another process has been carrying out the trip's actions for {wait:g} s "
+                "(a running watcher, or stormwatch trip): try again when it is done"
+            )
+        with store.locked() as latch:
+            if latch.unknown:
+                return _forced(store, latch, force, wall)
+            if not latch.tripped or latch.incident is None:
+                return Rearmed(False, ["the switch is not tripped: nothing to undo"])
+            steps = _restore_postfix(control, latch)
+            released, on_hold, held_step = _held(control, latch, release)
+            steps += held_step
+            incident = latch.incident
+            archive = store.state_dir / "incidents" / incident.id
+            ensure_state_dir(archive)
+            atomic_write_json(archive / "latch.json", latch.to_json())
+            still = sorted(set(on_hold) - set(on_hold[:released]))
+            latch.clear(wall_iso(wall()), still)
+            steps.append(f"re-armed; the incident's record is in {archive}")
+    return Rearmed(True, steps, incident, released, len(still))
 
-    Raises StateError if the latch cannot be read and PostfixError if Postfix
-    cannot be put back; the latch then stays tripped, so it can be run again.
-    """
-    with store.locked() as latch:
-        if not latch.tripped or latch.incident is None:
-            return Rearmed(False, ["the switch is not tripped: nothing to undo"])
-        incident = latch.incident
-        steps: list[str] = []
-        for a in latch.actions:
-            if a.kind == "freeze-postfix" and a.details.get("applied"):
-                steps += restore(control, frozen_from(a.details))
-        ours = set(latch.held)
+
+def _restore_postfix(control: PostfixControl, latch: Latch) -> list[str]:
+    steps: list[str] = []
+    for a in latch.actions:
+        if a.kind == "freeze-postfix" and a.details.get("applied"):
+            frozen = frozen_from(a.details)
+            try:
+                steps += restore(control, frozen)
+                now = control.explicit(FREEZE_PARAMS)
+            except (PostfixError, OSError) as exc:
+                raise RearmError(f"re-arm failed, the switch stays tripped: {exc}") from exc
+            if now != frozen.saved:
+                raise RearmError(
+                    "re-arm failed, the switch stays tripped: after the restore, postconf -n "
+                    f"shows {_params(now)}, not the saved {_params(frozen.saved)}"
+                )
+            steps.append(f"checked: postconf -n shows {_params(now)}, as before the freeze")
+            break  # one freeze per incident: the first that applied saved the originals
+    return steps
+
+
+def _held(control: PostfixControl, latch: Latch, release: bool) -> tuple[int, list[str], list[str]]:
+    ours = set(latch.held)
+    try:
         on_hold = [
             e["queue_id"]
             for e in control.queue()
             if e.get("queue_name") == "hold" and e.get("queue_id") in ours
         ]
-        released = 0
         if release and on_hold:
             released = control.postsuper("-H", on_hold)
             control.flush()
-            steps.append(f"released {released} held message(s) and flushed the queue")
-        elif on_hold:
-            steps.append(
-                f"{len(on_hold)} message(s) stay on hold (the storm's bounces and looping "
-                "originals; held mail never expires): 'stormwatch rearm --release-held' was "
-                "not given. Inspect with postqueue -j; release one with postsuper -H ID"
-            )
-        archive = store.state_dir / "incidents" / incident.id
-        ensure_state_dir(archive)
-        atomic_write_json(archive / "latch.json", latch.to_json())
-        still = len(on_hold) - released
-        latch.clear(
-            iso_wall(wall()), sorted(set(on_hold) - set(on_hold[:released])) if still else []
+            return released, on_hold, [f"released {released} held message(s) and flushed the queue"]
+    except (PostfixError, OSError) as exc:
+        raise RearmError(f"re-arm failed, the switch stays tripped: {exc}") from exc
+    if not on_hold:
+        return 0, on_hold, []
+    return (
+        0,
+        on_hold,
+        [
+            f"{len(on_hold)} message(s) stay on hold (the storm's bounces and looping "
+            "originals; held mail never expires): 'stormwatch rearm --release-held' was "
+            "not given. Inspect with postqueue -j; release one with postsuper -H ID"
+        ],
+    )
+
+
+def _forced(store: LatchStore, latch: Latch, force: bool, wall: Callable[[], float]) -> Rearmed:
+    found, why = store.raw(), latch.unknown
+    if not force:
+        raise RearmError(
+            f"refusing to re-arm: the latch cannot be read ({why}), so what the "
+            "trip changed cannot be undone from it. It holds:\n"
+            f"{found}\n"
+            "Check Postfix by hand (postconf -n; postqueue -j for held mail), then run "
+            "'stormwatch rearm --force' to clear it (it is kept aside, not deleted)."
         )
-        steps.append(f"re-armed; the incident's record is in {archive}")
-    return Rearmed(True, steps, incident, released, still)
+    aside = store.set_aside(wall())
+    latch.clear(wall_iso(wall()), [])
+    return Rearmed(
+        True,
+        [
+            f"the unreadable latch ({why}) was moved to {aside}",
+            "NOT checked: Postfix's settings and held mail (the latch could not say what "
+            "the trip changed): look at postconf -n and postqueue -j",
+            "re-armed (--force)",
+        ],
+    )
+
+
+def _params(values: dict[str, str | None]) -> str:
+    return ", ".join(f"{k}={'(absent)' if v is None else repr(v)}" for k, v in values.items())

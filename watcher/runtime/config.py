@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from watcher.core.errors import ConfigError
 from watcher.core.settings import Settings
 from watcher.runtime.tomlconf import describe
+from watcher.state.trust import check_config_path
 
 DEFAULT_CONFIG = Path("/etc/stormwatch/stormwatch.toml")
 
@@ -25,6 +26,7 @@ def load_settings(path: Path | None) -> Settings:
         if not DEFAULT_CONFIG.exists():
             return Settings()
         path = DEFAULT_CONFIG
+    check_config_path(path, "the settings file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -40,6 +40,8 @@ class _SourceState:
     errors: int = 0
     last_commit: float | None = None
     pending: object = None  # the last position processed but not yet committed
+    commit_failures: int = 0
+    commit_error: str = ""
     thread: threading.Thread | None = None
 
 
@@ -85,6 +87,7 @@ class Watcher:
         self.stats = WatcherStats(started=wall())
         self._last_status = 0.0
         self._last_lines = 0
+        self._status_error = ""
 
     # -- running -------------------------------------------------------------
 
@@ -179,7 +182,23 @@ class Watcher:
         an fsync), and at every tick and at the stop: at-least-once either way."""
         if st.pending is None:
             return
-        st.source.commit(st.pending)
+        try:
+            st.source.commit(st.pending)
+        except OSError as exc:  # a full disk: counted, logged, tried again at the next tick
+            st.commit_failures += 1
+            if not st.commit_error:
+                log.error(
+                    "%s: cannot save the checkpoint (%s): going on, trying again; after a "
+                    "restart lines since the last saved one are read again",
+                    st.source.name,
+                    exc.strerror or exc,
+                )
+            st.commit_error = str(exc.strerror or exc)
+            st.last_commit = self._clock()  # retry at the commit pace, not every batch
+            return
+        if st.commit_error:
+            log.warning("%s: checkpoint saved again", st.source.name)
+            st.commit_error = ""
         st.pending = None
         st.last_commit = self._clock()
 
@@ -231,6 +250,7 @@ class Watcher:
                 st.source.name: {
                     **st.source.counters(),
                     "read_errors": st.errors,
+                    "checkpoint_failures": st.commit_failures,
                     "checkpoint_age_seconds": (
                         round(now - st.last_commit, 1) if st.last_commit is not None else None
                     ),
@@ -249,4 +269,9 @@ class Watcher:
         try:
             atomic_write_json(self.status_path, status)
         except OSError as exc:
-            log.warning("cannot write %s: %s", self.status_path, exc)
+            if not self._status_error:
+                log.warning("cannot write %s: %s (trying again every few seconds)",
+                            self.status_path, exc)  # fmt: skip
+            self._status_error = str(exc)
+            return
+        self._status_error = ""

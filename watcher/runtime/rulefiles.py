@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from watcher.core.errors import ConfigError
 from watcher.core.rules import Rule
 from watcher.runtime.tomlconf import describe
+from watcher.state.trust import check_config_path
 
 
 class RuleFile(BaseModel):
@@ -62,7 +63,9 @@ def load_rules(
     for d in sources:
         if not d.is_dir():
             raise RuleError(f"{d}: rules directory does not exist")
+        check_config_path(d, "the rules directory")
         for path in sorted(d.glob("*.toml")):
+            check_config_path(path, "the rules file")
             for loaded in load_rule_file(path):
                 by_name[loaded.rule.name] = loaded
     return [r for r in by_name.values() if r.rule.enabled]

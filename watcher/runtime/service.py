@@ -29,12 +29,15 @@ from watcher.core.pipeline import Pipeline, Where
 from watcher.core.rules import Rule
 from watcher.core.settings import Settings
 from watcher.responders.dryrun import DryRunResponder
+from watcher.responders.latchstore import LatchStore
 from watcher.runtime import clock
 from watcher.runtime.daemon import Watcher
 from watcher.runtime.metrics import Metrics, MetricsServer, rule_status
 from watcher.runtime.sdnotify import SystemdNotify, WatchdogPinger
 from watcher.sources.base import Source
 from watcher.state.files import ensure_state_dir
+from watcher.state.runlock import RunLock
+from watcher.state.trust import check_state_dir
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +110,30 @@ def run(
     reload: Reload | None = None,
     notify: SystemdNotify | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT; 0 on a clean stop."""
+    """Run until SIGTERM/SIGINT; 0 on a clean stop.
+
+    Refuses (AlreadyRunning) while another watcher holds the state directory, and
+    (UntrustedState) a state directory others could write to.
+    """
+    check_state_dir(settings.state_dir)
     ensure_state_dir(settings.state_dir)
+    lock = RunLock(settings.state_dir)
+    lock.acquire()
+    try:
+        return _run(settings, rules, sources, options, reload=reload, notify=notify)
+    finally:
+        lock.release()
+
+
+def _run(
+    settings: Settings,
+    rules: Sequence[Rule],
+    sources: Sequence[Source],
+    options: RunOptions,
+    *,
+    reload: Reload | None,
+    notify: SystemdNotify | None,
+) -> int:
     flags = Flags()
     flags.install()  # before READY: a reload that early must not kill us
     sd = notify if notify is not None else SystemdNotify()
@@ -174,14 +199,19 @@ def _metrics(settings: Settings) -> tuple[Metrics | None, MetricsServer | None]:
 
 
 def _extra_status(pipeline: Pipeline, settings: Settings) -> dict[str, Any]:
-    from watcher.responders.latchstore import LatchStore
-    from watcher.state.files import StateError
-
-    try:
-        held = len(LatchStore(settings.state_dir).read().held)
-    except StateError:
-        held = 0
-    return {"rules": rule_status(pipeline), "held": held}
+    """The rules' windows, and the switch's state as the latch file has it: a watcher
+    restarted while tripped is tripped, whatever its pipeline has seen since."""
+    latch = LatchStore(settings.state_dir).read()
+    out: dict[str, Any] = {"rules": rule_status(pipeline), "held": len(latch.held)}
+    if latch.tripped:
+        out["state"] = "tripped"
+        out["tripped_rules"] = sorted(
+            {t.rule for t in latch.trips} | set(out.get("tripped_rules", ()))
+        )
+        out["incident"] = latch.incident.id if latch.incident is not None else None
+    if latch.unknown:
+        out["latch_unknown"] = latch.unknown
+    return out
 
 
 def _dry(

@@ -11,12 +11,16 @@ thread). What the fields mean, and their finer shape, is the source's business.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from watcher.state.files import StateError, atomic_write_json, read_json
+from watcher.state.files import StateError, atomic_write_json, move_aside, read_json
+
+log = logging.getLogger(__name__)
 
 _NOTHING: object = object()  # no position committed yet
 
@@ -44,6 +48,7 @@ class CheckpointFile:
         self._lock = threading.Lock()
         self._last: object = _NOTHING  # the last position committed
         self.commits = 0
+        self.corrupt = 0  # unusable checkpoints moved aside
 
     def error(self, detail: str) -> StateError:
         """A :class:`StateError` naming the file: what is wrong with its content."""
@@ -65,9 +70,28 @@ class CheckpointFile:
             raise self.error(expected or f"version {obj.get('version')!r}, expected {self.version}")
         return obj
 
+    def set_aside(self, problem: StateError) -> None:
+        """An unusable checkpoint (truncated, empty, binary, a field out of range): move it
+        aside for a human, count it, and let the source start as on its first start."""
+        self.corrupt += 1
+        try:
+            aside: object = move_aside(self.path, time.time())
+        except OSError as exc:
+            aside = f"(could not move it aside: {exc})"
+        log.error("%s; moved to %s: starting as on a first start", problem, aside)
+
     def save(self, fields: Mapping[str, object]) -> None:
         """Write ``{"version": ..., **fields}`` atomically (no commit counted)."""
         atomic_write_json(self.path, {"version": self.version, **fields})
+
+    def save_first(self, fields: Mapping[str, object]) -> None:
+        """:meth:`save` the first position; one that cannot be written (a full disk) is
+        logged, not fatal: the source follows all the same and commits later."""
+        try:
+            self.save(fields)
+        except OSError as exc:
+            log.error("%s: cannot save the first checkpoint (%s): following all the same",
+                      self.path, exc.strerror or exc)  # fmt: skip
 
     def commit(self, position: object, fields: Callable[[], Mapping[str, object]]) -> None:
         """Save ``fields()`` for ``position`` unless it is the position committed last.

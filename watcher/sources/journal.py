@@ -50,6 +50,7 @@ from typing import IO, Final
 
 from watcher.sources.base import Item, JournalRecord
 from watcher.sources.checkpoint import CheckpointFile
+from watcher.state.files import StateError
 
 log = logging.getLogger(__name__)
 
@@ -193,10 +194,14 @@ class JournalSource:
         if self._opened:
             raise RuntimeError("journal: already opened")
         self._opened = True
-        cursor, since = self._load_state()
+        try:
+            cursor, since = self._load_state()
+        except StateError as exc:
+            self._checkpoint.set_aside(exc)
+            cursor, since = None, None
         if cursor is None and since is None:
             since = int(self._wall_clock() * 1_000_000)
-            self._checkpoint.save(_state(None, since))
+            self._checkpoint.save_first(_state(None, since))
             log.info("journal: first start, following entries from now on")
         self._read_cursor, self._since_us = cursor, since
         self._thread = threading.Thread(target=self._supervise, name="journal-reader", daemon=True)
@@ -239,6 +244,7 @@ class JournalSource:
     def counters(self) -> dict[str, int]:
         counts = dict(self._counts)
         counts["commits"] = self._checkpoint.commits
+        counts["checkpoints_corrupt"] = self._checkpoint.corrupt
         counts["queue_depth"] = self._queue.qsize()
         return counts
 

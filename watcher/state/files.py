@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from watcher.core.errors import StormwatchError
@@ -95,3 +96,17 @@ def read_json(path: str | os.PathLike[str]) -> object | None:
             f"{target}: corrupt state file ({exc}); move it away to start afresh"
         ) from exc
     return value
+
+
+def move_aside(path: str | os.PathLike[str], now: float) -> Path:
+    """Rename an unusable state file to ``<name>.bad-<UTC time>`` (kept for a human to
+    look at; a rename needs no free space); returns the new path."""
+    target = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    aside = target.with_name(f"{target.name}.bad-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = target.with_name(f"{target.name}.bad-{stamp}-{n}")
+    os.replace(target, aside)
+    return aside

@@ -194,3 +194,33 @@ def render_log_loss(lost: int, first_line: str, *, host: str = "") -> tuple[str,
         "RateLimitBurst, or let Postfix write its own log (maillog_file) for stormwatch to follow.",
     ]
     return title, "\n".join(body)
+
+
+def render_recovered(incident: Incident, outcome: Outcome, attempt: int) -> tuple[str, str]:
+    """An action that had failed worked when it was tried again."""
+    title = (
+        f"{PREFIX} {visible(outcome.kind)} done{_on(incident.host)} on attempt {attempt}: "
+        f"{visible(incident.rule)}"
+    )
+    body = [
+        f"The kill switch{_on(incident.host)} is tripped (incident {visible(incident.id)}, "
+        f"rule {visible(incident.rule)}).",
+        f"{visible(outcome.kind)} had failed; tried again, it worked (attempt {attempt}):",
+        _outcome_line(outcome),
+        "",
+        REARM,
+    ]
+    return title, "\n".join(body)
+
+
+def render_unknown_latch(why: str, *, host: str = "") -> tuple[str, str]:
+    """latch.json cannot be read: tripped, state unknown."""
+    title = f"{PREFIX} state unknown{_on(host)}: latch.json cannot be read"
+    body = [
+        f"The kill switch's latch{_on(host)} cannot be read: {_line(why)}",
+        "It is treated as tripped with the state unknown: what an earlier trip changed",
+        "(Postfix settings, held mail) cannot be told from it. The watcher goes on",
+        "watching and acts on new trips; 'stormwatch rearm' refuses until it is given",
+        "--force (after it shows what it found). Check 'postconf -n' and the hold queue.",
+    ]
+    return title, "\n".join(body)

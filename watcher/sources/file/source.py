@@ -51,6 +51,7 @@ from watcher.sources.file.wake import (
     Wakeup,
     list_mounts,
 )
+from watcher.state.files import StateError
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ class FileSource:
     def counters(self) -> dict[str, int]:
         counts = dict(self._counts)
         counts["commits"] = self._checkpoint.commits
+        counts["checkpoints_corrupt"] = self._checkpoint.corrupt
         counts["waiting_for_file"] = int(self._opened and self._files.current is None)
         counts["inotify"] = int(self._watch.event_driven)
         return counts
@@ -186,12 +188,17 @@ class FileSource:
     # ------------------------------------------------------------ start/resume
 
     def _start(self) -> None:
-        state = self._checkpoint.load()
         files = self._files
-        if state is None:
+        try:
+            state = self._checkpoint.load()
+            saved = parse_state(state, self._checkpoint.error) if state is not None else None
+        except StateError as exc:
+            self._checkpoint.set_aside(exc)
+            saved = None
+        if saved is None:
             self._first_start()
         else:
-            saved_path, checkpoint = parse_state(state, self._checkpoint.error)
+            saved_path, checkpoint = saved
             if saved_path != self.path:
                 log.warning(
                     "%s: checkpoint %s is for %s, not this file: starting afresh",
@@ -216,13 +223,13 @@ class FileSource:
         files.current = tail
         if tail is None:
             files.note_absent()
-            self._checkpoint.save(self._state(None))
+            self._checkpoint.save_first(self._state(None))
             return
         size = tail.size()
         offset = last_line_end(tail.fd, size, self._max_line) if self._start_at_end else 0
         tail.restart_at(offset)
         log.info("%s: first start, reading from offset %d of %d", self.name, offset, size)
-        self._checkpoint.save(self._state(Checkpoint.of(FilePosition(tail.key, offset))))
+        self._checkpoint.save_first(self._state(Checkpoint.of(FilePosition(tail.key, offset))))
 
     def _resume(self, cp: Checkpoint) -> None:
         files = self._files
