@@ -113,6 +113,18 @@ def test_notify_watchdog_reload_and_stop(tmp_path: Path, notify_socket: NotifySo
         assert "max_opn" in out.read_text()
         assert proc.poll() is None
 
+        # SIGHUP with a [command] argv that check-config refuses: refused the same way
+        mark = len(notify_socket.drain())
+        config.write_text(
+            config.read_text().replace("max_opn = 1000", "max_open = 1000")
+            + '[command]\nargv = ["/bin/echo", "{0.__class__}"]\n'
+        )
+        proc.send_signal(signal.SIGHUP)
+        notify_socket.wait("READY=1", 10, mark)
+        wait_for(lambda: "command.argv[1]" in out.read_text(), 10, "the argv refusal")
+        assert out.read_text().count("reload refused") == 2
+        assert proc.poll() is None
+
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
