@@ -256,12 +256,14 @@ def test_a_second_watcher_is_refused_and_rearm_never_reports_success_on_a_frozen
     env = {**os.environ, "PATH": f"{shims}:{os.environ.get('PATH', '')}:/usr/sbin"}
     failed = _cli("rearm", "--config", str(config), env=env)
     assert failed.returncode == 3
-    assert "postconf -n shows soft_bounce='yes'" in failed.stderr
+    assert "soft_bounce='yes'" in failed.stderr
+    assert "not the saved" in failed.stderr
     assert "re-armed" not in failed.stdout
     assert _latch(state)["tripped"] is True
     done = _cli("rearm", "--config", str(config))  # with the real postconf
     assert done.returncode == 0, done.stderr
-    assert "checked: postconf -n shows soft_bounce=(absent)" in done.stdout
+    assert "checked: postconf -n shows" in done.stdout
+    assert "soft_bounce=(absent)" in done.stdout
     assert postfix.param("soft_bounce") == "no"
     first.send_signal(signal.SIGTERM)
     assert first.wait(20) == 0

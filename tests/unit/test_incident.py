@@ -156,7 +156,7 @@ def test_demo_headline_figures_are_the_seed_incidents(
     assert loop.incident.id == "20111016T085252Z-forwarding-loop"
     assert loop.incident.host == "mailhub"
     assert loop.mode == "replay"
-    assert loop.rule_actions == ("freeze-postfix", "hold-bounces", "stop-fetchmail", "notify")
+    assert loop.rule_actions == ("contain-postfix", "hold-bounces", "stop-fetchmail", "notify")
     others = {o.name: o for o in loop.other_rules}
     assert others["backscatter"].matches == 1000
     assert others["backscatter"].before_stop == 0  # first relayed bounce: line 110 > 82

@@ -59,7 +59,9 @@ def test_storm_trips_forwarding_loop_on_the_second_loop_line() -> None:
     assert s.warned.lineno < trip.lineno
     kinds = [(a.kind, a.severity, a.rule) for a, _ in p.actions]
     assert kinds[0] == ("notify", "warn", "forwarding-loop")
-    assert ("freeze-postfix", "trip", "forwarding-loop") in kinds
+    assert ("contain-postfix", "trip", "forwarding-loop") in kinds
+    contain = next(a for a, _ in p.actions if a.kind == "contain-postfix")
+    assert contain.addresses == ("user@localhost",)  # the looping recipient: held at smtpd
     # the other rules trip later: evidence only, their actions were asked for already
     assert all(r == "forwarding-loop" for _, _, r in kinds)
     assert p.summaries["backscatter"].tripped is not None
@@ -78,7 +80,8 @@ def test_after_trip_counts_what_a_live_run_keeps_in() -> None:
 
 def test_backscatter_alone_trips_on_the_tenth_relayed_bounce_and_freezes_its_transport() -> None:
     lines = _storm(30)
-    p = _run(lines, _rules(["backscatter"]))
+    rules = [r.model_copy(update={"containment": "freeze"}) for r in _rules(["backscatter"])]
+    p = _run(lines, rules)
     trip = p.switch_tripped
     assert trip is not None
     sent = [i for i, ln in enumerate(lines, 1) if "status=sent" in ln]

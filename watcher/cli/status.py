@@ -77,6 +77,12 @@ def _switch(latch: Latch) -> dict[str, object]:
     incident = latch.incident.id if latch.incident is not None else "?"
     failed = latch.failed()
     summary = f"TRIPPED since {latch.since} (incident {incident}, {len(latch.held)} held)"
+    frozen, contained = latch.latest("freeze-postfix"), latch.latest("contain-postfix")
+    if frozen is not None and frozen.ok:
+        transports = (frozen.details.get("applied") or {}).get("defer_transports", "?")
+        summary += f"; FROZEN: transports {transports} deferred, all outbound mail on them waits"
+    elif contained is not None and contained.ok:
+        summary += "; storm mail contained, outbound mail from other senders keeps flowing"
     if failed:
         summary += f"; FAILED: {', '.join(failed)} (retried while tripped)"
     return {"state": "tripped", "incident": incident, "since": latch.since,

@@ -20,6 +20,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
     )
     p.add_argument("--reason", required=True, help="why (goes into the page and the record)")
     p.add_argument("--dry-run", action="store_true", help="print what it would do; change nothing")
+    p.add_argument(
+        "--freeze",
+        action="store_true",
+        help="freeze the whole host at once (defer every outbound transport: ALL outbound mail "
+        "waits), instead of containing the storm's mail (bounces) and letting the rest flow",
+    )
     p.set_defaults(handler=run)
 
 
@@ -34,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     check_state_dir(settings.state_dir)
     now = clock.now()
-    actions = manual_actions(settings, micros(now))
+    actions = manual_actions(settings, micros(now), freeze=args.freeze)
     out = sys.stdout
     if args.dry_run:
         dry = DryRunResponder(settings)

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from watcher.core.detect import Hit
-from watcher.core.events import MICROS, Delivery
+from watcher.core.events import MICROS, Delivery, ForwardingLoop
 from watcher.core.rules import ActionKind, Rule
 
-Severity = Literal["warn", "trip"]
+MAX_LOOP_ADDRESSES = 20  # recipients held at smtpd for one incident
+
+Severity = Literal["warn", "trip", "escalate"]  # escalate: the ladder's step 2
 ACTION_KINDS: frozenset[ActionKind] = frozenset(get_args(ActionKind))
 
 
@@ -41,6 +43,7 @@ class Action:
     threshold: int
     window_seconds: float
     transports: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()  # contain-postfix: the looping recipients, to hold at smtpd
 
 
 @dataclass(slots=True)
@@ -48,6 +51,7 @@ class _RuleState:
     tripped_at: int | None = None
     warned_at: int | None = None
     transports: set[str] = field(default_factory=set)
+    loops: set[str] = field(default_factory=set)
 
 
 class Decider:
@@ -73,7 +77,12 @@ class Decider:
             s.tripped_at = None
             s.warned_at = None
             s.transports.clear()
+            s.loops.clear()
         self._done.clear()
+
+    def mark_done(self, kind: ActionKind) -> None:
+        """An action decided outside the rules (the ladder's escalation): not asked again."""
+        self._done.add(kind)
 
     def replace_rules(self, rules: Iterable[Rule]) -> None:
         """After a reload: rules kept by name keep their latch and warning state."""
@@ -93,6 +102,8 @@ class Decider:
         ev = hit.fact.event
         if isinstance(ev, Delivery) and ev.relay_ip and state.tripped_at is None:
             state.transports.add(ev.transport)  # an outbound transport: freeze this one
+        if isinstance(ev, ForwardingLoop) and len(state.loops) < MAX_LOOP_ADDRESSES:
+            state.loops.add(ev.loop_address.lower())  # its new mail is held at smtpd
         if state.tripped_at is not None:
             return []
         now = ev.time
@@ -116,12 +127,19 @@ class Decider:
     def _trip(self, rule: Rule, hit: Hit, state: _RuleState) -> list[Action]:
         assert rule.trip_at is not None
         out: list[Action] = []
-        for kind in rule.actions:
-            if kind in self._done:
+        for asked in rule.actions:
+            # contain-postfix is the ladder's first step: scoped, or the freeze at once
+            kind: ActionKind = (
+                "freeze-postfix"
+                if asked == "contain-postfix" and rule.containment == "freeze"
+                else asked
+            )
+            if kind in self._done or (kind == "contain-postfix" and "freeze-postfix" in self._done):
                 continue
             self._done.add(kind)
             transports = tuple(sorted(state.transports)) if kind == "freeze-postfix" else ()
-            out.append(self._action(kind, "trip", rule, hit, rule.trip_at, transports))
+            addresses = tuple(sorted(state.loops)) if kind == "contain-postfix" else ()
+            out.append(self._action(kind, "trip", rule, hit, rule.trip_at, transports, addresses))
         return out
 
     @staticmethod
@@ -132,6 +150,7 @@ class Decider:
         hit: Hit,
         threshold: int,
         transports: tuple[str, ...] = (),
+        addresses: tuple[str, ...] = (),
     ) -> Action:
         return Action(
             kind,
@@ -142,4 +161,5 @@ class Decider:
             threshold,
             rule.window.seconds,
             transports,
+            addresses,
         )

@@ -125,6 +125,7 @@ class Detector:
         self, rules: Sequence[Rule], *, content_filters: Iterable[str] = DEFAULT_CONTENT_FILTERS
     ) -> None:
         filters = tuple(content_filters)
+        self.content_filters = filters
         self.rules = tuple(rules)
         self._compiled: list[tuple[Rule, Predicate, SlidingCounter]] = [
             (
@@ -138,7 +139,10 @@ class Detector:
             for r in self.rules
         ]
 
-        self._want_any = _senders_wanted(r for r in self.rules if r.match.event == "delivery")
+        # null-sender deliveries always: the escalation ladder watches them (watcher.core.ladder)
+        self._want_any = _senders_wanted(r for r in self.rules if r.match.event == "delivery") | {
+            "null"
+        }
         self._want_loop = _senders_wanted(
             r for r in self.rules if r.match.event == "forwarding-loop"
         )

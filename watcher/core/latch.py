@@ -282,6 +282,7 @@ def action_to_json(a: Action) -> dict[str, Any]:
         "threshold": a.threshold,
         "window_seconds": a.window_seconds,
         "transports": list(a.transports),
+        "addresses": list(a.addresses),
     }
 
 
@@ -291,17 +292,18 @@ def planned_from_json(d: Mapping[str, Any], i: int = 0) -> Action:
     if kind not in ACTION_ORDER:
         raise LatchFormatError(f"planned[{i}].kind: {kind!r} is not an action")
     severity = f.text("severity", "trip")
-    if severity not in ("warn", "trip"):
+    if severity not in ("warn", "trip", "escalate"):
         raise LatchFormatError(f"planned[{i}].severity: {severity!r}")
     return Action(
         kind,  # checked against ACTION_ORDER above
-        "warn" if severity == "warn" else "trip",
+        severity,  # type: ignore[arg-type]  # checked above
         f.text("rule"),
         f.integer("time"),
         f.integer("count"),
         f.integer("threshold"),
         f.number("window_seconds"),
         tuple(f.texts("transports")),
+        tuple(f.texts("addresses")),
     )
 
 

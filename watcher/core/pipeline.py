@@ -29,6 +29,7 @@ from watcher.core.rules import Rule
 
 if TYPE_CHECKING:
     from watcher.core.settings import Settings
+from watcher.core.ladder import Ladder
 from watcher.core.scanner import DELIVERY, REMOVED, SENDER, Scanned, scan_block
 
 
@@ -117,6 +118,7 @@ class Pipeline:
         self.first_time: int | None = None
         self.last_time: int | None = None
         self.switch_tripped: Where | None = None
+        self.ladder = Ladder(detector.content_filters)
 
     @classmethod
     def build(
@@ -299,10 +301,16 @@ class Pipeline:
         if fact is None:
             return
         hits = self.detector.feed(fact)
+        where: Where | None = None
         if hits:
             where = Where(source, lineno, line, ev.time)
             for hit in hits:
                 self._hit(hit, where)
+        if self.ladder.watching:
+            step = self.ladder.on_fact(fact)
+            if step is not None:
+                self.decider.mark_done(step.kind)
+                self._act([step], where or Where(source, lineno, line, ev.time))
 
     def _saw(self, t: int) -> None:
         if self.first_time is None or t < self.first_time:
@@ -348,9 +356,20 @@ class Pipeline:
         elif actions:
             s.warned = s.warned or where
         if actions:
-            self.actions.extend((a, where) for a in actions)
-            if self.on_actions is not None:
-                self.on_actions(actions, where)
+            if any(a.kind == "freeze-postfix" for a in actions):
+                self.ladder.frozen()  # the ladder starts when the kill switch says step 1 took
+            self._act(actions, where)  # effect: in a replay, what follows the trip line is
+            # what happened without stormwatch, no evidence that step 1 would have failed
+
+    def _act(self, actions: list[Action], where: Where) -> None:
+        self.actions.extend((a, where) for a in actions)
+        if self.on_actions is not None:
+            self.on_actions(actions, where)
+
+    def rearm(self) -> None:
+        """A human re-armed the switch: latch, warnings and the ladder start afresh."""
+        self.decider.rearm()
+        self.ladder.reset()
 
 
 def line_at(text: str, pos: int) -> tuple[str, int]:

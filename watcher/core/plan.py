@@ -28,6 +28,16 @@ class PlannedAction:
 
 
 SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# An address that may go into a Postfix lookup table on the command line: no space, no
+# brace, no comma, no quote (a looping recipient as the log shows it; anything else is left out).
+ADDRESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._%+=-]{0,63}@[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
+
+HELD = "held by stormwatch"
+SDTM = "sender_dependent_default_transport_maps"
+RECIPIENT_RESTRICTIONS = "smtpd_recipient_restrictions"
+# What the scoped step changes, and so what it saves first and rearm puts back.
+CONTAIN_PARAMS = ("soft_bounce", SDTM, RECIPIENT_RESTRICTIONS)
+NULL_SENDER_HOLD = f"inline:{{ {{<>=retry:4.7.1 {HELD}}} }}"
 
 
 def freeze_transports(action: Action, settings: Settings) -> tuple[str, ...]:
@@ -46,6 +56,37 @@ def freeze_values(action: Action, settings: Settings) -> dict[str, str]:
     }
 
 
+def held_addresses(action: Action) -> tuple[str, ...]:
+    """The action's looping recipients that are safe in a lookup table; the rest left out."""
+    return tuple(a for a in action.addresses if ADDRESS_RE.fullmatch(a))
+
+
+def recipient_hold_table(addresses: Iterable[str]) -> str:
+    """``inline:{ {a@b=HOLD held by stormwatch}, ... }``: smtpd holds their new mail."""
+    return "inline:{ " + ", ".join(f"{{{a}=HOLD {HELD}}}" for a in addresses) + " }"
+
+
+def contain_values(action: Action, saved: dict[str, str | None]) -> dict[str, str]:
+    """The scoped step: soft_bounce=yes (no new bounce is made), null-sender mail to the
+    retry transport (a table put before any the host has), and new mail for the looping
+    recipients held at smtpd (a check put first in smtpd_recipient_restrictions)."""
+    values = {"soft_bounce": "yes", SDTM: NULL_SENDER_HOLD}
+    if saved.get(SDTM):
+        values[SDTM] = f"{NULL_SENDER_HOLD}, {saved[SDTM]}"
+    addresses = held_addresses(action)
+    if addresses:
+        check = f"check_recipient_access {recipient_hold_table(addresses)}"
+        before = saved.get(RECIPIENT_RESTRICTIONS)
+        values[RECIPIENT_RESTRICTIONS] = f"{check}, {before}" if before else check
+    return values
+
+
+def postmap_query(cfg: str, key: str, table: str) -> list[str]:
+    """``postmap -q KEY TABLE``: checks a table before it goes into main.cf (postconf -e
+    does not; a broken inline table would stop every remote delivery)."""
+    return ["postmap", "-c", cfg, "-q", key, table]
+
+
 def postconf_set(cfg: str, values: dict[str, str]) -> list[str]:
     return ["postconf", "-c", cfg, "-e", "--", *(f"{k}={v}" for k, v in values.items())]
 
@@ -53,6 +94,11 @@ def postconf_set(cfg: str, values: dict[str, str]) -> list[str]:
 def postconf_explicit(cfg: str, names: Iterable[str]) -> list[str]:
     """``postconf -n``: only what main.cf sets, so "absent" can be told from "empty"."""
     return ["postconf", "-c", cfg, "-n", "--", *names]
+
+
+def postconf_overrides(cfg: str) -> list[str]:
+    """``postconf -P``: master.cf's ``-o`` overrides, ``service/type/name = value``."""
+    return ["postconf", "-c", cfg, "-P"]
 
 
 def postconf_remove(cfg: str, names: Iterable[str]) -> list[str]:

@@ -10,11 +10,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ActionKind = Literal["notify", "stop-fetchmail", "freeze-postfix", "hold-bounces", "command"]
-# The order the kill switch runs a trip's actions in: the outflow first (freeze Postfix,
-# then hold what is queued), then the inflow, the command, and the page last (it says
-# what was done and what failed).
+ActionKind = Literal[
+    "notify", "stop-fetchmail", "contain-postfix", "freeze-postfix", "hold-bounces", "command"
+]
+# The order the kill switch runs a trip's actions in: the outflow first (contain the
+# storm's mail, or freeze Postfix; then hold what is queued), then the inflow, the
+# command, and the page last (it says what was done and what failed).
 ACTION_ORDER: tuple[ActionKind, ...] = (
+    "contain-postfix",
     "freeze-postfix",
     "hold-bounces",
     "stop-fetchmail",
@@ -71,6 +74,24 @@ class Rule(_Strict):
     warn_at: Annotated[int, Field(ge=1, le=100_000)] | None = None
     trip_at: Annotated[int, Field(ge=1, le=100_000)] | None = None
     actions: tuple[ActionKind, ...] = ("notify",)
+    containment: Literal["scoped", "freeze"] = Field(
+        "scoped",
+        description=(
+            "where the ladder of contain-postfix starts: 'scoped' holds the storm's mail"
+            " (null-sender mail to the retry transport, soft_bounce) and lets everyone else's"
+            " flow; 'freeze' defers the outbound transports at once (all outbound mail waits)"
+        ),
+    )
+    escalate_after_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        10.0,
+        description=(
+            "how long the scoped step gets to prove itself: storm mail still leaving this"
+            " long (log time) after it took effect escalates to the freeze"
+        ),
+    )
+    escalate_at: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        2, description="how many storm deliveries must leave after that to escalate"
+    )
 
     @model_validator(mode="after")
     def _thresholds(self) -> Rule:

@@ -15,6 +15,7 @@ from watcher.core.times import iso
 from watcher.reports.model import IncidentReport, Mode, OtherRule, before_stop, ranked, zone_name
 
 MAX_MATCHES = 5000
+STOPS = ("contain-postfix", "freeze-postfix")  # either stops the storm's outflow
 
 
 def tripping_rule(pipeline: Pipeline) -> str | None:
@@ -46,7 +47,7 @@ def _since(w: Where, since_us: int | None) -> bool:
 def _from_latch(latch: Latch) -> tuple[tuple[ActionRecord, ...], tuple[str, ...], str | None]:
     actions = tuple(latch.actions)
     held = tuple(sorted(set(latch.held)))
-    stopped = next((a.at for a in actions if a.kind == "freeze-postfix" and a.ok and a.at), None)
+    stopped = next((a.at for a in actions if a.kind in STOPS and a.ok and a.at), None)
     return actions, held, stopped
 
 

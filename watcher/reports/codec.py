@@ -34,12 +34,13 @@ key                    meaning
 ``actions``            the latch's outcomes: ``[{kind, ok, summary, at, details}]``
 ``held``               queue IDs put on hold
 ``config_directory``   the Postfix instance's ``config_directory``
-``outflow_stopped_at`` when ``freeze-postfix`` succeeded (host clock, UTC), or ``null``
+``outflow_stopped_at`` when ``contain-postfix`` or ``freeze-postfix`` first succeeded (host
+                       clock, UTC), or ``null``
 ``escaped``            derived (ignored when read back): ``{basis, stop, count,
                        by_domain}``: matches logged before the outflow stopped.
                        ``basis``: ``freeze`` (live; ``stop`` = ``outflow_stopped_at``),
                        ``trip-line`` (replay: a live run would have stopped there),
-                       ``not-stopped`` (live, no successful freeze: every match counts)
+                       ``not-stopped`` (live, never contained nor frozen: every match counts)
 ``other_rules``        every other rule: ``[{name, event, description, matches,
                        before_stop, first, tripped}]`` (``first``/``tripped``: log times
                        or ``null``; ``before_stop`` as in ``escaped``)

@@ -122,6 +122,7 @@ def summary_lines(data: IncidentReport) -> list[str]:
             f"Outflow stopped at {_local(data.outflow_stopped_at, tz, seconds=False)} "
             f"(host clock); {_what(data.event, escaped)} logged before that."
         )
+        out += containment_lines(data)
     elif basis == "trip-line":
         out.append(
             f"Replay: nothing was done. A live run would have stopped the outflow at the "
@@ -144,6 +145,28 @@ def summary_lines(data: IncidentReport) -> list[str]:
             f"WARNING: the log reports {data.log_lines_lost:,} lines lost to rate limiting: "
             "counts are lower bounds."
         )
+    return out
+
+
+def containment_lines(data: IncidentReport) -> list[str]:
+    """What the ladder contained, what still flows, and each escalation."""
+    out: list[str] = []
+    for a in data.actions:
+        if not a.ok:
+            continue
+        if a.kind == "contain-postfix":
+            out.append(
+                "Contained: the storm's mail (null-sender mail, held in the queue"
+                + (f"; new mail for {', '.join(map(str, a.details.get('held_recipients') or []))}"
+                   " held at smtpd" if a.details.get("held_recipients") else "")
+                + "); outbound mail from other senders kept flowing."
+            )  # fmt: skip
+        elif a.kind == "freeze-postfix":
+            transports = (a.details.get("applied") or {}).get("defer_transports", "?")
+            out.append(
+                f"Frozen: outbound transports {transports} deferred: all outbound mail on them "
+                "waits until re-armed."
+            )
     return out
 
 

@@ -42,14 +42,44 @@ class DryRunResponder:
                 f"SIGTERM to any still running after {s.fetchmail.sigterm_after_seconds:g} s"
             ]
         cfg = s.postfix.config_directory
-        if a.kind == "freeze-postfix":
+        reload = (
+            "signal the Postfix master to re-read main.cf (SIGHUP; else "
+            + shlex.join(plan.postfix_reload(cfg))
+            + ")"
+        )
+        if a.kind == "contain-postfix":
+            values = plan.contain_values(a, {})
+            held = plan.held_addresses(a)
             return [
+                "step 1 of the ladder, scoped (outbound mail from other senders keeps flowing)",
+                "save what main.cf sets: "
+                + shlex.join(plan.postconf_explicit(cfg, plan.CONTAIN_PARAMS)),
+                "check the new tables: "
+                + shlex.join(plan.postmap_query(cfg, "<>", plan.NULL_SENDER_HOLD)),
+                "run: "
+                + shlex.join(plan.postconf_set(cfg, values))
+                + " (each table put before any main.cf has)",
+                reload,
+                "null-sender mail then waits in the queue (retry transport, held by stormwatch)"
+                + (f"; new mail for {', '.join(held)} is held at smtpd" if held else ""),
+                "step 2, if null-sender mail still leaves after that (a relay_transport or "
+                "transport_maps route): freeze the transports that carried it "
+                "(soft_bounce=yes, defer_transports=...: all outbound mail on them waits)",
+                "step 3, by hand: stormwatch trip --freeze",
+            ]
+        if a.kind == "freeze-postfix":
+            step2 = (
+                [f"step 2 of the ladder: {a.count} null-sender deliveries left more than "
+                 f"{a.window_seconds:g} s after step 1 (escalate_at {a.threshold})"]
+                if a.severity == "escalate"
+                else []
+            )  # fmt: skip
+            return [
+                *step2,
                 "save what main.cf sets: "
                 + shlex.join(plan.postconf_explicit(cfg, ("soft_bounce", "defer_transports"))),
                 "run: " + shlex.join(plan.postconf_set(cfg, plan.freeze_values(a, s))),
-                "signal the Postfix master to re-read main.cf (SIGHUP; else "
-                + shlex.join(plan.postfix_reload(cfg))
-                + ")",
+                reload,
             ]
         if a.kind == "hold-bounces":
             return [

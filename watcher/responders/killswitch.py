@@ -32,7 +32,11 @@ from watcher.core.times import iso, wall_us
 from watcher.responders.actions import ActionRunner, current_outcomes, wall_iso
 from watcher.responders.base import Level, Outcome, Responder
 from watcher.responders.latchstore import LatchStore
-from watcher.responders.notify.text import render_recovered, render_unknown_latch
+from watcher.responders.notify.text import (
+    render_escalated,
+    render_recovered,
+    render_unknown_latch,
+)
 from watcher.state.files import StateError
 
 log = logging.getLogger(__name__)
@@ -95,6 +99,7 @@ class KillSwitch:
         self._rewrite_at: float | None = None
         self._where: Where | None = None
         self._warned_unknown = ""
+        self._contained_noted = False
         self.notes: list[Outcome] = []  # about the switch itself, for the page
         self.pipeline: Pipeline | None = None  # set by whoever builds both
         self.runner = ActionRunner(
@@ -111,7 +116,7 @@ class KillSwitch:
     def on_actions(self, actions: list[Action], where: Where) -> None:
         """The pipeline's ``on_actions``: warnings page, trips act."""
         warns = [a for a in actions if a.severity == "warn"]
-        trips = [a for a in actions if a.severity == "trip"]
+        trips = [a for a in actions if a.severity != "warn"]
         for a in warns:
             self._warn(a, where)
         if trips:
@@ -189,10 +194,38 @@ class KillSwitch:
             self.runner.run_unfinished(self._before)
         if failed_before:  # e.g. stormwatch trip on a latch whose freeze had failed
             self.runner.retry_failed(force=failed_before)
+        self._ladder_steps()
+        if not first and any(a.severity == "escalate" for a in added):
+            self._page_escalation()
         if added:
             latest = self.store.read().incident
             self.write_report(latest or incident, where)
             self._rewrite_at = self._wall() + REPORT_REWRITE_SECONDS
+
+    def _ladder_steps(self) -> None:
+        """Tell the pipeline's ladder when its steps took effect (on the log's clock: the
+        newest line read when the outcome came), so escalation waits from then."""
+        p = self.pipeline
+        if p is None:
+            return
+        latch = self.store.read()
+        contained = latch.latest("contain-postfix")
+        if contained is not None and contained.ok and latch.incident is not None:
+            summary = p.summaries.get(latch.incident.rule)
+            if summary is not None and not self._contained_noted:
+                self._contained_noted = True
+                p.ladder.contained(summary.rule, p.last_time or 0)
+        frozen = latch.latest("freeze-postfix")
+        if frozen is not None and frozen.ok:
+            p.ladder.frozen()
+
+    def _page_escalation(self) -> None:
+        latch = self.store.read()
+        record = latch.latest("freeze-postfix")
+        if self._page is None or latch.incident is None or record is None:
+            return
+        title, body = render_escalated(latch.incident, outcome_of(record))
+        self._page(title, body, "failure")
 
     def _before(self, kind: str) -> Incident | None:
         """The incident to act on: for the page, named after its freshly written report."""
@@ -253,8 +286,10 @@ class KillSwitch:
         if not latch.tripped:
             if decider is not None and decider.tripped:
                 log.warning("re-armed: watching again")
-                decider.rearm()
+                assert self.pipeline is not None
+                self.pipeline.rearm()
                 self.notes.clear()
+                self._contained_noted = False
             return
         if decider is not None and not decider.tripped:
             # tripped by another process (stormwatch trip), or before a restart
@@ -263,6 +298,7 @@ class KillSwitch:
             log.warning("finishing the trip's actions that did not finish (a restart?)")
             self.runner.run_unfinished(self._before)
         self.runner.retry_failed()
+        self._ladder_steps()
         now = self._wall()
         if self._rewrite_at is not None and now >= self._rewrite_at and latch.incident:
             # lines logged between the trip and the freeze were read since: add them
@@ -318,10 +354,16 @@ class KillSwitch:
 # -- a trip by hand ---------------------------------------------------------------------
 
 
-def manual_actions(settings: Settings, now_us: int) -> list[Action]:
+def manual_actions(settings: Settings, now_us: int, *, freeze: bool = False) -> list[Action]:
     """What ``stormwatch trip`` does: every action a default rule takes (and the command,
-    if one is configured)."""
-    kinds: list[ActionKind] = ["freeze-postfix", "hold-bounces", "stop-fetchmail", "notify"]
+    if one is configured); ``freeze``: the whole-host freeze (the ladder's step 3)
+    instead of the scoped containment."""
+    kinds: list[ActionKind] = [
+        "freeze-postfix" if freeze else "contain-postfix",
+        "hold-bounces",
+        "stop-fetchmail",
+        "notify",
+    ]
     if settings.command.argv:
         kinds.insert(3, "command")
     return [Action(k, "trip", MANUAL, now_us, 0, 0, 0.0) for k in kinds]

@@ -213,8 +213,9 @@ def storm_messages(entries: Iterable[Mapping[str, Any]]) -> list[str]:
     return out
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def sha256(text: str | None) -> str | None:
+    """main.cf's digest (None for no main.cf), to tell whether anyone edited it since."""
+    return hashlib.sha256(text.encode()).hexdigest() if text is not None else None
 
 
 class FreezeResponder:
@@ -259,7 +260,7 @@ class FreezeResponder:
             after = c.main_cf.read_text() if c.main_cf.exists() else None
         except (PostfixError, OSError) as exc:
             return Outcome(self.kind, False, f"Postfix NOT frozen: {exc}", {"error": str(exc)})
-        frozen = Frozen(saved, applied, before, _sha256(after) if after is not None else None)
+        frozen = Frozen(saved, applied, before, sha256(after))
         details: dict[str, object] = {
             "config_directory": c.config_directory,
             "saved": saved,
@@ -303,11 +304,24 @@ def frozen_from(details: Mapping[str, Any]) -> Frozen:
     )
 
 
+def combined(changes: Sequence[Frozen]) -> Frozen:
+    """Several changes of one incident (the ladder's steps, retries) as one: each
+    parameter's value from before the first change that touched it, main.cf's text from
+    before the first, and its digest after the last."""
+    saved: dict[str, str | None] = {}
+    applied: dict[str, str] = {}
+    for f in changes:
+        for name, value in f.saved.items():
+            saved.setdefault(name, value)
+        applied.update(f.applied)
+    return Frozen(saved, applied, changes[0].main_cf_before, changes[-1].main_cf_after_sha256)
+
+
 def restore(control: PostfixControl, frozen: Frozen) -> list[str]:
     """Undo a freeze exactly; returns what was done, step by step.
 
     If main.cf is as the freeze left it, its earlier text is written back
-    byte for byte; if someone edited it since, only the two parameters are
+    byte for byte; if someone edited it since, only the saved parameters are
     put back (``postconf -e``/``-X``), keeping their edit.
     """
     steps: list[str] = []
@@ -316,7 +330,7 @@ def restore(control: PostfixControl, frozen: Frozen) -> list[str]:
     if (
         frozen.main_cf_before is not None
         and current is not None
-        and _sha256(current) == frozen.main_cf_after_sha256
+        and sha256(current) == frozen.main_cf_after_sha256
     ):
         tmp = path.with_name(f".{path.name}.stormwatch")
         tmp.write_text(frozen.main_cf_before)

@@ -20,14 +20,15 @@ from watcher.core.latch import Latch
 from watcher.responders.actions import wall_iso
 from watcher.responders.latchstore import LatchStore
 from watcher.responders.postfix import (
-    FREEZE_PARAMS,
     PostfixControl,
     PostfixError,
+    combined,
     frozen_from,
     restore,
 )
 from watcher.state.files import atomic_write_json, ensure_state_dir
 
+POSTFIX_STEPS = ("contain-postfix", "freeze-postfix")  # the ladder's changes to main.cf
 ACTING_WAIT_SECONDS = 120.0
 
 
@@ -83,22 +84,28 @@ def rearm(
 
 
 def _restore_postfix(control: PostfixControl, latch: Latch) -> list[str]:
-    steps: list[str] = []
-    for a in latch.actions:
-        if a.kind == "freeze-postfix" and a.details.get("applied"):
-            frozen = frozen_from(a.details)
-            try:
-                steps += restore(control, frozen)
-                now = control.explicit(FREEZE_PARAMS)
-            except (PostfixError, OSError) as exc:
-                raise RearmError(f"re-arm failed, the switch stays tripped: {exc}") from exc
-            if now != frozen.saved:
-                raise RearmError(
-                    "re-arm failed, the switch stays tripped: after the restore, postconf -n "
-                    f"shows {_params(now)}, not the saved {_params(frozen.saved)}"
-                )
-            steps.append(f"checked: postconf -n shows {_params(now)}, as before the freeze")
-            break  # one freeze per incident: the first that applied saved the originals
+    """Put back every parameter the incident's steps changed (contain, freeze, retries),
+    then check that postconf -n shows them as they were."""
+    changes = [
+        frozen_from(a.details)
+        for a in latch.actions
+        if a.kind in POSTFIX_STEPS and a.details.get("applied")
+    ]
+    if not changes:
+        return []
+    frozen = combined(changes)
+    try:
+        steps = restore(control, frozen)
+        shown = control.explicit(frozen.saved)
+        now = {name: shown.get(name) for name in frozen.saved}  # in the saved order
+    except (PostfixError, OSError) as exc:
+        raise RearmError(f"re-arm failed, the switch stays tripped: {exc}") from exc
+    if now != frozen.saved:
+        raise RearmError(
+            "re-arm failed, the switch stays tripped: after the restore, postconf -n "
+            f"shows {_params(now)}, not the saved {_params(frozen.saved)}"
+        )
+    steps.append(f"checked: postconf -n shows {_params(now)}, as before the trip")
     return steps
 
 

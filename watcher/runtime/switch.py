@@ -22,6 +22,7 @@ from watcher.reports import build as reports
 from watcher.reports.markdown import summary_lines
 from watcher.reports.store import write_incident
 from watcher.responders.command import CommandResponder
+from watcher.responders.contain import ContainResponder
 from watcher.responders.killswitch import KillSwitch, SwitchMetrics
 from watcher.responders.latchstore import LatchStore
 from watcher.responders.notify.delivery import Notifier
@@ -84,6 +85,7 @@ def build(
     )
     switch.responders.update(
         {
+            "contain-postfix": ContainResponder(settings, control),
             "freeze-postfix": FreezeResponder(settings, control),
             "hold-bounces": hold,
             "stop-fetchmail": FetchmailResponder(settings.fetchmail),

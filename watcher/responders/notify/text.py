@@ -224,3 +224,18 @@ def render_unknown_latch(why: str, *, host: str = "") -> tuple[str, str]:
         "--force (after it shows what it found). Check 'postconf -n' and the hold queue.",
     ]
     return title, "\n".join(body)
+
+
+def render_escalated(incident: Incident, outcome: Outcome) -> tuple[str, str]:
+    """The ladder's step 2: the storm's mail kept leaving, the transports were frozen."""
+    title = f"{PREFIX} ESCALATED{_on(incident.host)}: {visible(incident.rule)}, Postfix frozen"
+    body = [
+        f"The kill switch{_on(incident.host)} escalated (incident {visible(incident.id)}):",
+        "the storm's mail kept leaving after the scoped containment took effect (a route it",
+        "does not cover: relay_transport or transport_maps), so the outbound transports that",
+        "carried it are frozen now: ALL outbound mail on them waits until re-armed.",
+        _outcome_line(outcome),
+        "",
+        REARM,
+    ]
+    return title, "\n".join(body)

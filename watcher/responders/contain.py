@@ -1,0 +1,147 @@
+"""``contain-postfix``, the ladder's first step: hold the storm's mail, let everyone else's flow.
+
+* ``soft_bounce = yes``: no new bounce is made (a legitimate one is delayed,
+  not lost);
+* ``sender_dependent_default_transport_maps`` gets a table *before* any the
+  host has, ``inline:{ {<>=retry:4.7.1 held by stormwatch} }``: null-sender
+  mail on the default route goes to Postfix's stock ``retry`` service and waits
+  in the queue (``status=deferred (held by stormwatch)``), and smtpd answers
+  450 to inbound null-sender mail for remote recipients; a flush does not undo it;
+* for a forwarding loop, ``check_recipient_access`` with ``HOLD`` first in
+  ``smtpd_recipient_restrictions`` holds the looping recipients' new mail at smtpd.
+
+Each table is checked with ``postmap -q`` before it is written: ``postconf -e``
+does not check, and a broken inline table would stop every remote delivery.
+What main.cf sets for these parameters (raw, an absent one absent) and its text
+are saved first (:meth:`ContainResponder.prepare`); rearm puts them back.
+
+Not covered, and said in the outcome: mail routed by ``relay_transport``
+(``relay_domains``) or a ``transport_maps`` entry, and services in master.cf
+that override ``smtpd_recipient_restrictions`` with ``-o``. The ladder
+(:mod:`watcher.core.ladder`) escalates to the freeze if the storm's mail keeps
+leaving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from watcher.core import plan
+from watcher.core.decide import Action
+from watcher.core.incident import Incident
+from watcher.core.settings import Settings
+from watcher.responders.base import Outcome
+from watcher.responders.postfix import Frozen, PostfixControl, PostfixError, frozen_from, sha256
+
+FLOWS = "outbound mail from other senders keeps flowing"
+
+
+def _failed(exc: Exception) -> Outcome:
+    return Outcome(
+        "contain-postfix", False, f"storm mail NOT contained: {exc}", {"error": str(exc)}
+    )
+
+
+class ContainResponder:
+    """``contain-postfix`` (scoped)."""
+
+    kind = "contain-postfix"
+
+    def __init__(self, settings: Settings, control: PostfixControl | None = None) -> None:
+        self.settings = settings
+        self.control = control or PostfixControl(settings.postfix.config_directory)
+
+    def prepare(self, action: Action) -> dict[str, Any] | Outcome:
+        c = self.control
+        try:
+            before = c.main_cf.read_text() if c.main_cf.exists() else None
+            saved = c.explicit(plan.CONTAIN_PARAMS)
+        except (PostfixError, OSError) as exc:
+            return Outcome(
+                self.kind, False, f"storm mail NOT contained: {exc}", {"error": str(exc)}
+            )
+        return {"saved": saved, "main_cf_before": before}
+
+    def respond(self, action: Action, incident: Incident) -> Outcome:
+        prepared = self.prepare(action)
+        if isinstance(prepared, Outcome):
+            return prepared
+        return self.respond_prepared(action, incident, prepared)
+
+    def respond_prepared(
+        self, action: Action, incident: Incident, prepared: Mapping[str, Any]
+    ) -> Outcome:
+        c = self.control
+        saved = frozen_from(prepared).saved
+        values = plan.contain_values(action, saved)
+        try:
+            self._check_tables(values, plan.held_addresses(action))
+            c.set(values)
+            after = c.main_cf.read_text() if c.main_cf.exists() else None
+        except (PostfixError, OSError) as exc:
+            return Outcome(
+                self.kind, False, f"storm mail NOT contained: {exc}", {"error": str(exc)}
+            )
+        frozen = Frozen(saved, values, frozen_from(prepared).main_cf_before, sha256(after))
+        details: dict[str, object] = {
+            "config_directory": c.config_directory,
+            "saved": saved,
+            "applied": values,
+            "main_cf_before": frozen.main_cf_before,
+            "main_cf_after_sha256": frozen.main_cf_after_sha256,
+            "held_recipients": list(plan.held_addresses(action)),
+        }
+        notes = self._limits()
+        details["not_covered"] = notes
+        try:
+            how = c.reload()
+        except PostfixError as exc:
+            details["error"] = str(exc)
+            return Outcome(
+                self.kind, False, f"main.cf changed but the reload failed: {exc}", details
+            )
+        details["reload"] = how
+        held = plan.held_addresses(action)
+        what = "null-sender mail (bounces) held in the queue (retry transport), soft_bounce=yes"
+        if held:
+            what += f", new mail for {', '.join(held)} held at smtpd"
+        summary = f"storm contained: {what}; {FLOWS} ({how})"
+        if notes:
+            summary += "; NOT covered: " + "; ".join(notes)
+        return Outcome(self.kind, True, summary, details)
+
+    def _check_tables(self, values: Mapping[str, str], held: tuple[str, ...]) -> None:
+        """``postmap -q`` each new table: the expected answer, or PostfixError."""
+        cfg = self.control.config_directory
+        checks = [("<>", plan.NULL_SENDER_HOLD, f"retry:4.7.1 {plan.HELD}")]
+        if held:
+            checks.append((held[0], plan.recipient_hold_table(held), f"HOLD {plan.HELD}"))
+        for key, table, want in checks:
+            got = self.control.command(plan.postmap_query(cfg, key, table)).strip()
+            if got != want:
+                raise PostfixError(f"postmap -q {key!r} {table!r} gave {got!r}, not {want!r}")
+
+    def _limits(self) -> list[str]:
+        """What this host routes around the default transport, and -o overrides."""
+        notes: list[str] = []
+        try:
+            for name in ("transport_maps", "relay_domains"):
+                if self.control.param(name):
+                    notes.append(f"mail routed by {name} (the ladder freezes if bounces go there)")
+            overrides = self.control.command(plan.postconf_overrides(self.control.config_directory))
+        except PostfixError:
+            return notes
+        services = sorted(
+            {
+                line.split(" = ", 1)[0].rsplit("/", 2)[0]
+                for line in overrides.splitlines()
+                if line.split(" = ", 1)[0].endswith("/smtpd_recipient_restrictions")
+            }
+        )
+        if services:
+            notes.append(
+                "master.cf services with their own smtpd_recipient_restrictions: "
+                + ", ".join(services)
+            )
+        return notes
