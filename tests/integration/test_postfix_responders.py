@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tests.incidents import make_incident
@@ -127,3 +129,25 @@ def test_a_failing_postfix_command_is_an_outcome_not_an_exception(postfix: Postf
     outcome = FreezeResponder(settings).respond(FREEZE, INCIDENT)
     assert not outcome.ok
     assert "Postfix NOT frozen" in outcome.summary
+
+
+@pytest.mark.integration
+def test_a_stale_master_pid_is_not_signalled_and_a_stopped_postfix_is_said(
+    postfix: PostfixInstance,
+) -> None:
+    """Postfix stopped, its master.pid left behind naming a live, unrelated process:
+    the freeze writes main.cf, signals nobody, and says Postfix is not running."""
+    pidfile = postfix.master_pid_path
+    postfix.postfix("stop")
+    wait_for(lambda: not postfix.master_running(), 15, "the master to stop")
+    bystander = subprocess.Popen(["sleep", "60"])  # SIGHUP would end it
+    try:
+        pidfile.write_text(f"{bystander.pid:>10}\n", encoding="ascii")
+        outcome = FreezeResponder(_settings(postfix)).respond(FREEZE, INCIDENT)
+        assert bystander.poll() is None, "the freeze signalled a process that is not Postfix"
+        assert outcome.ok, outcome.summary
+        assert "Postfix is not running" in outcome.summary
+        assert postfix.param("soft_bounce") == "yes"  # in force at its next start
+    finally:
+        bystander.kill()
+        bystander.wait(5)

@@ -35,7 +35,7 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from watcher.core.incident import Incident
 from watcher.core.parse import QID_RE
 from watcher.core.settings import Settings
 from watcher.responders.base import Outcome, Runner
+from watcher.responders.master import NotRunning, check_master
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,12 @@ class PostfixControl:
         run: Runner = subprocess.run,
         kill: Callable[[int, int], None] = os.kill,
         timeout: float = 30.0,
+        proc: Path = Path("/proc"),
     ) -> None:
         self.config_directory = config_directory
         self._run = run
         self._kill = kill
+        self._proc = proc
         self.timeout = timeout
         self._queue_directory: str | None = None
 
@@ -132,27 +135,39 @@ class PostfixControl:
 
     def set(self, values: Mapping[str, str]) -> None:
         self.command(plan.postconf_set(self.config_directory, dict(values)))
+        self._backdate()
 
     def remove(self, names: Iterable[str]) -> None:
         names = list(names)
         if names:
             self.command(plan.postconf_remove(self.config_directory, names))
+            self._backdate()
+
+    def _backdate(self) -> None:
+        """Postfix re-reads a main.cf changed in the last second until it is older
+        (``load_file``: up to ~2 s in every program that reads it, the master's reload
+        and the next ``postconf`` included). ``postconf -e`` has finished writing it, so
+        its mtime is set back: the change takes effect at once."""
+        try:
+            then = self.main_cf.stat().st_mtime - BACKDATE_SECONDS
+            os.utime(self.main_cf, (then, then))
+        except OSError as exc:
+            log.warning("cannot backdate %s (%s): the reload may take ~2 s", self.main_cf, exc)
 
     @property
     def main_cf(self) -> Path:
         return Path(self.config_directory) / "main.cf"
 
     def reload(self) -> str:
-        """Make the master re-read main.cf; returns how ("SIGHUP to master PID n")."""
-        try:
-            then = self.main_cf.stat().st_mtime - BACKDATE_SECONDS
-            os.utime(self.main_cf, (then, then))
-        except OSError as exc:
-            log.warning("cannot backdate %s (%s): the reload may take ~2 s", self.main_cf, exc)
+        """Make the master re-read main.cf; returns how ("SIGHUP to master PID n"), or
+        that Postfix is not running (main.cf is written: in force at its next start)."""
         try:
             pid = self.master_pid()
             self._kill(pid, signal.SIGHUP)
             return f"SIGHUP to the master (PID {pid})"
+        except NotRunning as exc:
+            log.warning("Postfix is not running (%s): main.cf takes effect at its start", exc)
+            return "Postfix is not running: main.cf is written, in force at its next start"
         except (OSError, PostfixError, ValueError) as exc:
             log.warning("fast reload failed (%s); running postfix reload", exc)
         self.command(plan.postfix_reload(self.config_directory))
@@ -161,10 +176,14 @@ class PostfixControl:
     def master_pid(self) -> int:
         if self._queue_directory is None:  # asked once: a freeze should not wait for it
             self._queue_directory = self.param("queue_directory")
-        queue_dir = self._queue_directory
-        text = (Path(queue_dir) / "pid" / "master.pid").read_text().strip()
+        pidfile = Path(self._queue_directory) / "pid" / "master.pid"
+        try:
+            text = pidfile.read_text().strip()
+        except FileNotFoundError as exc:
+            raise NotRunning(f"{pidfile} does not exist") from exc
         if not text.isdigit():
-            raise ValueError(f"{queue_dir}/pid/master.pid: not a PID: {text[:20]!r}")
+            raise ValueError(f"{pidfile}: not a PID: {text[:20]!r}")
+        check_master(int(text), pidfile, self._proc)
         return int(text)
 
     def queue(self) -> list[dict[str, Any]]:
@@ -196,21 +215,36 @@ class PostfixControl:
         self.command(plan.postqueue_flush(self.config_directory))
 
 
-def storm_messages(entries: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Queue IDs to hold: null-sender mail and forwarding-loop soft bounces not yet held."""
-    out = []
+def is_looping(entry: Mapping[str, Any]) -> bool:
+    """A ``postqueue -j`` entry deferred by a forwarding loop (a looping copy)."""
+    return any(
+        LOOP_REASON in str(r.get("delay_reason", ""))
+        for r in entry.get("recipients") or ()
+        if isinstance(r, dict)
+    )
+
+
+def storm_messages(
+    entries: Iterable[Mapping[str, Any]], recipients: Collection[str] = ()
+) -> tuple[list[str], list[str]]:
+    """``(to hold, held already)``: null-sender mail, forwarding-loop soft bounces and
+    mail for the looping ``recipients`` not yet held; and mail for those recipients that
+    smtpd already put on hold (the scoped step's HOLD), which the incident must count."""
+    to_hold: list[str] = []
+    already: list[str] = []
     for e in entries:
         qid = e.get("queue_id")
-        if not isinstance(qid, str) or e.get("queue_name") == "hold":
+        if not isinstance(qid, str):
             continue
-        looping = any(
-            LOOP_REASON in str(r.get("delay_reason", ""))
-            for r in e.get("recipients") or ()
-            if isinstance(r, dict)
-        )
-        if e.get("sender") in NULL_SENDERS or looping:
-            out.append(qid)
-    return out
+        rcpts = [r for r in e.get("recipients") or () if isinstance(r, dict)]
+        ours = any(str(r.get("address", "")).lower() in recipients for r in rcpts)
+        if e.get("queue_name") == "hold":
+            if ours:
+                already.append(qid)
+            continue
+        if e.get("sender") in NULL_SENDERS or is_looping(e) or ours:
+            to_hold.append(qid)
+    return to_hold, already
 
 
 def sha256(text: str | None) -> str | None:
@@ -366,17 +400,21 @@ class HoldResponder:
         self.control = control or PostfixControl(settings.postfix.config_directory)
         self.held: list[str] = []
 
-    def sweep(self) -> list[str]:
-        """Hold what is queued now; the IDs newly held. Raises PostfixError."""
-        ids = [q for q in storm_messages(self.control.queue()) if q not in self.held]
+    def sweep(self, recipients: Collection[str] = ()) -> list[str]:
+        """Hold what is queued now; the IDs newly held (by us, or by smtpd for the looping
+        ``recipients``). Raises PostfixError."""
+        wanted = {r.lower() for r in recipients}
+        to_hold, already = storm_messages(self.control.queue(), wanted)
+        ids = [q for q in to_hold if q not in self.held]
         if ids:
             self.control.postsuper("-h", ids)
-            self.held.extend(q for q in ids if QID_RE.fullmatch(q))
+        ids += [q for q in already if q not in self.held and q not in ids]
+        self.held.extend(q for q in ids if QID_RE.fullmatch(q))
         return ids
 
     def respond(self, action: Action, incident: Incident) -> Outcome:
         try:
-            ids = self.sweep()
+            ids = self.sweep(action.addresses)
         except PostfixError as exc:
             return Outcome(
                 self.kind, False, f"could not hold the bounces: {exc}", {"error": str(exc)}
