@@ -13,6 +13,8 @@ from tests.integration.harness.pop3 import DovecotPop3
 from tests.integration.harness.postfix import PostfixInstance, private_root, require_postfix
 from tests.integration.harness.requires import require_programs, require_root
 from tests.integration.harness.sink import SmtpSink
+from tests.integration.harness.stormwatch import Watchers
+from tests.integration.harness.webhook import Webhook
 
 LIST = DEFAULT_LIST
 
@@ -21,6 +23,23 @@ LIST = DEFAULT_LIST
 def root() -> Iterator[Path]:
     with private_root() as path:
         yield path
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A loopback HTTP endpoint that records the pages apprise posts to it."""
+    with Webhook() as hook:
+        yield hook
+
+
+@pytest.fixture
+def watchers(tmp_path: Path) -> Iterator[Watchers]:
+    """Start ``stormwatch run`` processes; those left running are killed at the end."""
+    running = Watchers(tmp_path)
+    try:
+        yield running
+    finally:
+        running.kill_all()
 
 
 @pytest.fixture

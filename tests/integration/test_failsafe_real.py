@@ -11,9 +11,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from tests.integration.conftest import loop_post
 from tests.integration.harness.postfix import PostfixInstance
 from tests.integration.harness.procs import free_port
 from tests.integration.harness.requires import require_root, unavailable, wait_for
+from tests.integration.harness.stormwatch import Watchers, cli, latch
 from tests.integration.harness.webhook import Webhook
 
 pytestmark = pytest.mark.integration
@@ -44,58 +44,6 @@ def _storm(n: int = 3) -> str:
     for i in range(n):
         lines += L.storm_message(i / 5, i, "list-bounces@lists.example.org")
     return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    with Webhook() as hook:
-        yield hook
-
-
-Starter = Callable[..., subprocess.Popen[bytes]]
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Starter]:
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        out = open(tmp_path / f"watcher-{len(procs)}.out", "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "run", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        out.close()
-        procs.append(proc)
-        return proc
-
-    yield run
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
-def _output(tmp_path: Path, n: int = 0) -> str:
-    return (tmp_path / f"watcher-{n}.out").read_text(errors="replace")
-
-
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
-    )
-
-
-def _latch(state: Path) -> dict[str, Any]:
-    path = state / "latch.json"
-    return json.loads(path.read_text()) if path.exists() else {"tripped": False}
 
 
 # -- 1. the state directory on a full file system ---------------------------------------
@@ -131,7 +79,7 @@ def full_tmpfs(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 
 def test_a_full_state_filesystem_does_not_stop_the_watcher_nor_the_trip(
-    tmp_path: Path, full_tmpfs: tuple[Path, Path], webhook: Webhook, start: Starter
+    tmp_path: Path, full_tmpfs: tuple[Path, Path], webhook: Webhook, watchers: Watchers
 ) -> None:
     state, filler = full_tmpfs
     log = tmp_path / "mail.log"
@@ -147,22 +95,22 @@ def test_a_full_state_filesystem_does_not_stop_the_watcher_nor_the_trip(
         f'[notify]\nurls = ["{webhook.apprise_url}"]\ntimeout_seconds = 5\n'
         f'[command]\nargv = ["/usr/bin/touch", {json.dumps(str(marker))}]\n'
     )
-    proc = start("--config", str(config), "--source", f"file:{log}")
-    wait_for(lambda: "watching" in _output(tmp_path), 20, "the watcher to start",
-             seen=lambda: _output(tmp_path))  # fmt: skip
+    proc = watchers.start("--config", str(config), "--source", f"file:{log}")
+    wait_for(lambda: "watching" in watchers.output(), 20, "the watcher to start",
+             seen=lambda: watchers.output())  # fmt: skip
     with log.open("a") as f:
         f.write(_storm())
     wait_for(marker.exists, 30, "the command, though the latch cannot be written",
-             seen=lambda: _output(tmp_path))  # fmt: skip
+             seen=lambda: watchers.output())  # fmt: skip
     (page,) = webhook.wait_for(1, 30, containing="TRIPPED")
     assert "latch.json could NOT be saved (No space left on device)" in page.body["message"]
     assert not (state / "latch.json").exists()
     assert proc.poll() is None, "the watcher must not exit for a full disk"
-    assert "cannot save the first checkpoint" in _output(tmp_path)
+    assert "cannot save the first checkpoint" in watchers.output()
     filler.unlink()  # space again: the latch is written at the next tick
-    wait_for(lambda: _latch(state)["tripped"], 20, "latch.json to be written once there is space",
-             seen=lambda: _output(tmp_path))  # fmt: skip
-    assert {a["kind"] for a in _latch(state)["actions"]} == {"command", "notify"}
+    wait_for(lambda: latch(state)["tripped"], 20, "latch.json to be written once there is space",
+             seen=lambda: watchers.output())  # fmt: skip
+    assert {a["kind"] for a in latch(state)["actions"]} == {"command", "notify"}
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
 
@@ -170,8 +118,8 @@ def test_a_full_state_filesystem_does_not_stop_the_watcher_nor_the_trip(
 # -- 2. a freeze that fails is retried ------------------------------------------------------
 
 
-def test_a_failed_freeze_is_retried_until_postfix_is_frozen_and_that_is_paged(
-    tmp_path: Path, postfix: PostfixInstance, webhook: Webhook, start: Starter
+def test_a_failed_containment_is_retried_until_it_holds_and_that_is_paged(
+    tmp_path: Path, postfix: PostfixInstance, webhook: Webhook, watchers: Watchers
 ) -> None:
     """postconf fails (a shim in front of the real one) until a flag file appears."""
     shims = tmp_path / "shims"
@@ -190,33 +138,34 @@ def test_a_failed_freeze_is_retried_until_postfix_is_frozen_and_that_is_paged(
         f'state_dir = "{state}"\n[postfix]\nconfig_directory = "{postfix.config_dir}"\n'
         f'[notify]\nurls = ["{webhook.apprise_url}"]\ntimeout_seconds = 5\n'
     )
-    proc = start("--config", str(config), "--source", f"file:{postfix.log_path}", env=env)
-    wait_for(lambda: "watching" in _output(tmp_path), 20, "the watcher to start")
+    proc = watchers.start("--config", str(config), "--source", f"file:{postfix.log_path}", env=env)
+    wait_for(lambda: "watching" in watchers.output(), 20, "the watcher to start")
     for i in range(3):
         loop_post(postfix, i)
-    wait_for(lambda: any(a["kind"] == "freeze-postfix" for a in _latch(state).get("actions", ())),
-             60, "the first freeze attempt", seen=lambda: _output(tmp_path))  # fmt: skip
-    first = next(a for a in _latch(state)["actions"] if a["kind"] == "freeze-postfix")
+    step = "contain-postfix"
+    wait_for(lambda: any(a["kind"] == step for a in latch(state).get("actions", ())),
+             60, "the first containment attempt", seen=lambda: watchers.output())  # fmt: skip
+    first = next(a for a in latch(state)["actions"] if a["kind"] == step)
     assert first["ok"] is False
     assert "simulated failure" in first["summary"]
     assert postfix.param("soft_bounce") == "no"
     flag.touch()  # postconf works again
 
-    def frozen() -> list[dict[str, Any]] | None:
-        tries = [a for a in _latch(state)["actions"] if a["kind"] == "freeze-postfix"]
+    def contained() -> list[dict[str, Any]] | None:
+        tries = [a for a in latch(state)["actions"] if a["kind"] == step]
         return tries if tries[-1]["ok"] else None
 
-    tries = wait_for(frozen, 60, "a retry to freeze Postfix", seen=lambda: _output(tmp_path))
+    tries = wait_for(contained, 60, "a retry to contain", seen=lambda: watchers.output())
     assert tries is not None
     assert tries[-1]["attempt"] >= 2
     assert postfix.param("soft_bounce") == "yes"
-    assert "smtp" in postfix.param("defer_transports")
-    webhook.wait_for(1, 30, containing="freeze-postfix done")
-    # the saved values are the ones from before the freeze, so rearm puts them back
-    assert tries[-1]["details"]["saved"] == {"soft_bounce": None, "defer_transports": None}
+    assert "held by stormwatch" in postfix.param("sender_dependent_default_transport_maps")
+    webhook.wait_for(1, 30, containing="contain-postfix done")
+    # the saved values are the ones from before the first attempt, so rearm puts them back
+    assert set(tries[-1]["details"]["saved"].values()) == {None}
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
-    done = _cli("rearm", "--config", str(config), env=env)
+    done = cli("rearm", "--config", str(config), env=env)
     assert done.returncode == 0, done.stderr
     assert postfix.param("soft_bounce") == "no"
 
@@ -225,21 +174,21 @@ def test_a_failed_freeze_is_retried_until_postfix_is_frozen_and_that_is_paged(
 
 
 def test_a_second_watcher_is_refused_and_rearm_never_reports_success_on_a_frozen_postfix(
-    tmp_path: Path, postfix: PostfixInstance, start: Starter
+    tmp_path: Path, postfix: PostfixInstance, watchers: Watchers
 ) -> None:
     state = tmp_path / "state"
     config = tmp_path / "stormwatch.toml"
     config.write_text(
         f'state_dir = "{state}"\n[postfix]\nconfig_directory = "{postfix.config_dir}"\n'
     )
-    first = start("--config", str(config), "--source", f"file:{postfix.log_path}")
-    wait_for(lambda: "watching" in _output(tmp_path), 20, "the first watcher to start")
-    second = start("--config", str(config), "--source", f"file:{postfix.log_path}")
+    first = watchers.start("--config", str(config), "--source", f"file:{postfix.log_path}")
+    wait_for(lambda: "watching" in watchers.output(), 20, "the first watcher to start")
+    second = watchers.start("--config", str(config), "--source", f"file:{postfix.log_path}")
     assert second.wait(30) == 3
-    assert f"(PID {first.pid})" in _output(tmp_path, 1)
+    assert f"(PID {first.pid})" in watchers.output(1)
     assert first.poll() is None
 
-    tripped = _cli("trip", "--reason", "test", "--config", str(config))
+    tripped = cli("trip", "--reason", "test", "--config", str(config))
     assert tripped.returncode == 1, tripped.stderr
     assert postfix.param("soft_bounce") == "yes"
     main_cf = postfix.config_dir / "main.cf"
@@ -254,13 +203,13 @@ def test_a_second_watcher_is_refused_and_rearm_never_reports_success_on_a_frozen
     )
     (shims / "postconf").chmod(0o755)
     env = {**os.environ, "PATH": f"{shims}:{os.environ.get('PATH', '')}:/usr/sbin"}
-    failed = _cli("rearm", "--config", str(config), env=env)
+    failed = cli("rearm", "--config", str(config), env=env)
     assert failed.returncode == 3
     assert "soft_bounce='yes'" in failed.stderr
     assert "not the saved" in failed.stderr
     assert "re-armed" not in failed.stdout
-    assert _latch(state)["tripped"] is True
-    done = _cli("rearm", "--config", str(config))  # with the real postconf
+    assert latch(state)["tripped"] is True
+    done = cli("rearm", "--config", str(config))  # with the real postconf
     assert done.returncode == 0, done.stderr
     assert "checked: postconf -n shows" in done.stdout
     assert "soft_bounce=(absent)" in done.stdout
@@ -273,7 +222,7 @@ def test_a_second_watcher_is_refused_and_rearm_never_reports_success_on_a_frozen
 
 
 def test_a_watcher_restarted_while_tripped_reports_tripped_in_status_and_metrics(
-    tmp_path: Path, start: Starter
+    tmp_path: Path, watchers: Watchers
 ) -> None:
     log = tmp_path / "mail.log"
     log.write_text(L.removed(0, "AAAAAA0001") + "\n")
@@ -287,21 +236,21 @@ def test_a_watcher_restarted_while_tripped_reports_tripped_in_status_and_metrics
         f'state_dir = "{state}"\ntimezone = "UTC"\nbundled_rules = false\n'
         f"rules_dirs = [{json.dumps(str(rules))}]\n[metrics]\nenabled = true\nport = {port}\n"
     )
-    proc = start("--config", str(config), "--source", f"file:{log}")
-    wait_for(lambda: "watching" in _output(tmp_path), 20, "the watcher to start")
+    proc = watchers.start("--config", str(config), "--source", f"file:{log}")
+    wait_for(lambda: "watching" in watchers.output(), 20, "the watcher to start")
     with log.open("a") as f:
         f.write(_storm())
-    wait_for(lambda: _latch(state)["tripped"], 30, "the trip")
+    wait_for(lambda: latch(state)["tripped"], 30, "the trip")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
-    stopped = _cli("status", "--config", str(config))
+    stopped = cli("status", "--config", str(config))
     assert stopped.stdout.startswith("TRIPPED since")
     assert "watcher: NOT RUNNING" in stopped.stdout
 
-    start("--config", str(config), "--source", f"file:{log}")
+    watchers.start("--config", str(config), "--source", f"file:{log}")
 
     def status() -> dict[str, Any] | None:
-        st = json.loads(_cli("status", "--json", "--config", str(config)).stdout)
+        st = json.loads(cli("status", "--json", "--config", str(config)).stdout)
         return st if st.get("running") and st.get("lines", -1) >= 0 and "updated" in st else None
 
     st = wait_for(status, 30, "the restarted watcher's status")

@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
+import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,8 @@ from tests.integration.harness.postfix import PostfixInstance
 from tests.integration.harness.procs import free_port
 from tests.integration.harness.requires import wait_for
 from tests.integration.harness.sink import SmtpSink
+from tests.integration.harness.stormwatch import Watchers, cli, latch
+from tests.integration.harness.traffic import LegitTraffic
 from tests.integration.harness.webhook import Webhook
 
 STORM = 40  # list posts waiting on the POP3 server
@@ -62,53 +63,14 @@ sigterm_after_seconds = 5
     return path
 
 
-def stormwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    with Webhook() as hook:
-        yield hook
-
-
-@pytest.fixture
-def watcher_process(root: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(*args: str) -> subprocess.Popen[bytes]:
-        log = open(root / f"stormwatch-{len(started)}.log", "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "run", *args], stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
-def latch(state: Path) -> dict[str, Any]:
-    path = state / "latch.json"
-    return json.loads(path.read_text()) if path.exists() else {"tripped": False}
-
-
 def storm_queue(postfix: PostfixInstance) -> list[dict[str, Any]]:
+    """Bounces, looping originals, and new mail for the looping address (held at smtpd)."""
     return [
         e
         for e in postfix.queue_json()
         if e["sender"] == "MAILER-DAEMON"
         or any("forwarding loop" in r.get("delay_reason", "") for r in e["recipients"])
+        or any(r["address"] == postfix.loop_address for r in e["recipients"])
     ]
 
 
@@ -119,19 +81,20 @@ def test_storm_through_fetchmail_is_stopped_paged_held_and_rearmed(
     postfix: PostfixInstance,
     pop3: DovecotPop3,
     webhook: Webhook,
-    watcher_process: Callable[..., subprocess.Popen[bytes]],
+    watchers: Watchers,
 ) -> None:
     main_cf = postfix.config_dir / "main.cf"
     original_main_cf = main_cf.read_bytes()
     state = root / "state"
     metrics_port = free_port()
     config = write_config(root / "stormwatch.toml", state, postfix, webhook, metrics_port)
-    assert stormwatch("check-config", "--config", str(config)).returncode == 0
+    assert cli("check-config", "--config", str(config)).returncode == 0
 
-    watcher = watcher_process("--config", str(config), "--source", f"file:{postfix.log_path}")
+    watcher = watchers.start("--config", str(config), "--source", f"file:{postfix.log_path}")
     wait_for(lambda: (state / "status.json").exists(), 20, "the watcher to start")
 
     assert pop3.load_list_mail(STORM) == STORM
+    legit = LegitTraffic(postfix, sink, rate=2).start()  # local users' mail, all along
     fetchmail = FetchmailDaemon(
         root / "fetchmail",
         pop3_port=pop3.port,
@@ -139,6 +102,7 @@ def test_storm_through_fetchmail_is_stopped_paged_held_and_rearmed(
         pop3_password=pop3.password,
         smtp_port=postfix.smtpd_port,
         deliver_to=postfix.loop_address,
+        fetchlimit=3,  # 3 a second, as a mailbox being filled would be drained
     ).start()
     try:
         # The switch trips and records every action.
@@ -154,8 +118,9 @@ def test_storm_through_fetchmail_is_stopped_paged_held_and_rearmed(
         )
         assert done is not None
         assert latch(state)["tripped"] is True
-        assert set(done) == {"freeze-postfix", "hold-bounces", "stop-fetchmail", "notify"}
+        assert set(done) == {"contain-postfix", "hold-bounces", "stop-fetchmail", "notify"}
         assert all(a["ok"] for a in done.values()), done
+        contained_at = datetime.fromisoformat(done["contain-postfix"]["at"]).timestamp()
         incident = latch(state)["incident"]
         assert incident["rule"] == "forwarding-loop"
 
@@ -163,20 +128,23 @@ def test_storm_through_fetchmail_is_stopped_paged_held_and_rearmed(
         (page,) = webhook.wait_for(1, 30, containing="TRIPPED")
         assert "forwarding-loop" in page.body["title"]
         message = page.body["message"]
-        assert "freeze-postfix" in message
+        assert "contain-postfix" in message
+        assert "outbound mail from other senders keeps flowing" in message
         assert "stop-fetchmail" in message
         assert "mail forwarding loop for looper@stormwatch.test" in message
         assert "stormwatch rearm" in message
 
-        # fetchmail got SIGINT and exited.
-        assert fetchmail.wait(20) == 0
+        # fetchmail got SIGINT and exited (13: its last poll had reached the fetch limit).
+        assert fetchmail.wait(20) in (0, 13)
         assert re.search(r"terminated with signal 2", fetchmail.output())
         stopped = done["stop-fetchmail"]["details"]
         assert fetchmail.pid in [p["pid"] for p in stopped["processes"]]
 
-        # Postfix is frozen.
+        # The storm's mail is contained, not the host: no transport is deferred.
         assert postfix.param("soft_bounce") == "yes"
-        assert "smtp" in postfix.param("defer_transports").split(",")
+        assert "held by stormwatch" in postfix.param("sender_dependent_default_transport_maps")
+        assert "defer_transports" not in postfix.postconf("-n")
+        assert "looper@stormwatch.test=HOLD" in postfix.param("smtpd_recipient_restrictions")
 
         # Every storm message still queued ends up on hold (sweeps continue while tripped)...
         def all_held() -> list[dict[str, Any]] | None:
@@ -215,11 +183,10 @@ def test_storm_through_fetchmail_is_stopped_paged_held_and_rearmed(
         }  # fmt: skip
         assert str(folder) in message
 
-        def backscatter_in_report() -> int | None:
+        def backscatter_in_report() -> bool | None:
             report = json.loads((folder / "report.json").read_text())
             others = {o["name"]: o for o in report["other_rules"]}
-            n = others["backscatter"]["matches"]
-            return n if n == len(escaped) else None
+            return True if others["backscatter"]["matches"] == len(escaped) else None
 
         wait_for(backscatter_in_report, 30, "the report to count the escaped bounces",
                  seen=lambda: (folder / "report.json").read_text()[:300])  # fmt: skip
@@ -235,31 +202,46 @@ def test_storm_through_fetchmail_is_stopped_paged_held_and_rearmed(
         assert metrics is not None
         assert 'stormwatch_trips_total{rule="forwarding-loop"} 1.0' in metrics
         assert (
-            'stormwatch_responder_outcomes_total{kind="freeze-postfix",result="ok"} 1.0' in metrics
+            'stormwatch_responder_outcomes_total{kind="contain-postfix",result="ok"} 1.0' in metrics
         )
         lines_read = re.search(r"^stormwatch_lines_read_total (\S+)$", metrics, re.MULTILINE)
         assert lines_read is not None
         assert float(lines_read.group(1)) > 0
         # the latch records what it held
         assert {e["queue_id"] for e in held} <= set(latch(state)["held"])
+
+        # A trip costs only the storm: local users' mail submitted after it is delivered.
+        time.sleep(max(0.0, contained_at + 35 - time.time()))  # 20 s of them, 15 s each to go
+        got = legit.report(contained_at, within=15)
+        assert got.submitted >= 30, got
+        assert got.share >= 0.99, got
+        assert got.refused == 0, got
+        assert len(sink.bounces()) <= 3
     finally:
+        legit.stop()
         fetchmail.stop()
 
-    # Re-arm: main.cf back byte for byte, held mail released, an all-clear page.
-    rearm = stormwatch("rearm", "--release-held", "--config", str(config))
+    # Re-arm, once the loop is fixed (released looping mail would loop again, and
+    # trip again): main.cf back byte for byte, held mail released, an all-clear page.
+    postfix.end_loop()
+    rearm = cli("rearm", "--release-held", "--config", str(config))
     assert rearm.returncode == 0, rearm.stderr
     assert main_cf.read_bytes() == original_main_cf
     assert "restored to its text before the freeze" in rearm.stdout
     assert latch(state)["tripped"] is False
-    held_ids = {e["queue_id"] for e in held}
-    assert not [
-        e for e in postfix.queue_json() if e["queue_id"] in held_ids and e["queue_name"] == "hold"
-    ]
-    postfix.wait_for_log(rf"Released from hold: {len(held_ids)} message", 15)
+    # the bounces and the smtpd-held posts are released; the looping copies stay held
+    # (each carries Delivered-To: looper and would only loop and bounce again)
+    looping = {e["queue_id"] for e in held if "forwarding loop" in str(e["recipients"])}
+    released = {e["queue_id"] for e in held} - looping
+    assert {e["queue_id"] for e in postfix.queue_json() if e["queue_name"] == "hold"} == looping
+    if looping:
+        assert "looping cop(ies) stay on hold" in rearm.stdout
+    if released:
+        postfix.wait_for_log(rf"Released from hold: {len(released)} message", 15)
     webhook.wait_for(1, 30, containing="re-armed")
     assert (state / "incidents" / incident["id"] / "latch.json").exists()
     # a second rearm is safe
-    again = stormwatch("rearm", "--config", str(config))
+    again = cli("rearm", "--config", str(config))
     assert again.returncode == 0
     assert "not tripped" in again.stdout
 

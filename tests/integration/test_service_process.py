@@ -92,7 +92,9 @@ def test_notify_watchdog_reload_and_stop(tmp_path: Path, notify_socket: NotifySo
             lines += L.storm_message(i / 5, i, "list-bounces@lists.example.org")
         with log.open("a") as f:
             f.write("\n".join(lines) + "\n")
-        wait_for(lambda: "DRY RUN [trip] freeze-postfix" in out.read_text(), 20, "the dry-run trip")
+        wait_for(
+            lambda: "DRY RUN [trip] contain-postfix" in out.read_text(), 20, "the dry-run trip"
+        )
         notify_socket.wait("STATUS=tripped", 10)
 
         # SIGHUP with a valid new config: reloaded, still tripped (the latch survives)

@@ -138,7 +138,9 @@ class Decider:
                 continue
             self._done.add(kind)
             transports = tuple(sorted(state.transports)) if kind == "freeze-postfix" else ()
-            addresses = tuple(sorted(state.loops)) if kind == "contain-postfix" else ()
+            addresses = (
+                tuple(sorted(state.loops)) if kind in ("contain-postfix", "hold-bounces") else ()
+            )
             out.append(self._action(kind, "trip", rule, hit, rule.trip_at, transports, addresses))
         return out
 

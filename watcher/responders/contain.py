@@ -92,8 +92,6 @@ class ContainResponder:
             "main_cf_after_sha256": frozen.main_cf_after_sha256,
             "held_recipients": list(plan.held_addresses(action)),
         }
-        notes = self._limits()
-        details["not_covered"] = notes
         try:
             how = c.reload()
         except PostfixError as exc:
@@ -102,6 +100,8 @@ class ContainResponder:
                 self.kind, False, f"main.cf changed but the reload failed: {exc}", details
             )
         details["reload"] = how
+        notes = self._limits()  # after the reload: not on the storm's clock
+        details["not_covered"] = notes
         held = plan.held_addresses(action)
         what = "null-sender mail (bounces) held in the queue (retry transport), soft_bounce=yes"
         if held:

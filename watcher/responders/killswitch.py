@@ -72,7 +72,7 @@ class KillSwitch:
         responders: Mapping[str, Responder],
         *,
         page: Page | None = None,
-        hold_sweep: Callable[[], list[str]] | None = None,
+        hold_sweep: Callable[[Sequence[str]], list[str]] | None = None,
         reminder: Callable[[Incident, timedelta, int], tuple[str, str]] | None = None,
         warning: Callable[[Incident], tuple[str, str]] | None = None,
         reporter: Reporter | None = None,
@@ -339,8 +339,10 @@ class KillSwitch:
 
     def _sweep(self) -> None:
         assert self._hold_sweep is not None
+        planned = self.store.read().planned
+        recipients = [r for a in planned if a.kind == "hold-bounces" for r in a.addresses]
         try:
-            new = self._hold_sweep()
+            new = self._hold_sweep(recipients)
         except Exception as exc:
             log.error("hold sweep failed: %s", exc)
             return

@@ -24,6 +24,7 @@ from watcher.responders.postfix import (
     PostfixError,
     combined,
     frozen_from,
+    is_looping,
     restore,
 )
 from watcher.state.files import atomic_write_json, ensure_state_dir
@@ -77,10 +78,10 @@ def rearm(
             archive = store.state_dir / "incidents" / incident.id
             ensure_state_dir(archive)
             atomic_write_json(archive / "latch.json", latch.to_json())
-            still = sorted(set(on_hold) - set(on_hold[:released]))
+            still = sorted(set(on_hold) - set(released))
             latch.clear(wall_iso(wall()), still)
             steps.append(f"re-armed; the incident's record is in {archive}")
-    return Rearmed(True, steps, incident, released, len(still))
+    return Rearmed(True, steps, incident, len(released), len(still))
 
 
 def _restore_postfix(control: PostfixControl, latch: Latch) -> list[str]:
@@ -109,24 +110,39 @@ def _restore_postfix(control: PostfixControl, latch: Latch) -> list[str]:
     return steps
 
 
-def _held(control: PostfixControl, latch: Latch, release: bool) -> tuple[int, list[str], list[str]]:
+def _held(
+    control: PostfixControl, latch: Latch, release: bool
+) -> tuple[list[str], list[str], list[str]]:
+    """``(released, on hold, steps)``. A looping copy (its recipient's delay reason is
+    the forwarding loop) stays held even when releasing: it carries a Delivered-To
+    header for that recipient, so it can only loop, and bounce, again."""
     ours = set(latch.held)
     try:
-        on_hold = [
-            e["queue_id"]
+        held = [
+            e
             for e in control.queue()
             if e.get("queue_name") == "hold" and e.get("queue_id") in ours
         ]
+        on_hold = [str(e["queue_id"]) for e in held]
         if release and on_hold:
-            released = control.postsuper("-H", on_hold)
+            looping = {str(e["queue_id"]) for e in held if is_looping(e)}
+            wanted = [q for q in on_hold if q not in looping]
+            control.postsuper("-H", wanted)
             control.flush()
-            return released, on_hold, [f"released {released} held message(s) and flushed the queue"]
+            steps = [f"released {len(wanted)} held message(s) and flushed the queue"]
+            if looping:
+                steps.append(
+                    f"{len(looping)} looping cop(ies) stay on hold: each carries a "
+                    "Delivered-To header for its recipient and would bounce again "
+                    "(mail forwarding loop); postqueue -j shows them"
+                )
+            return wanted, on_hold, steps
     except (PostfixError, OSError) as exc:
         raise RearmError(f"re-arm failed, the switch stays tripped: {exc}") from exc
     if not on_hold:
-        return 0, on_hold, []
+        return [], on_hold, []
     return (
-        0,
+        [],
         on_hold,
         [
             f"{len(on_hold)} message(s) stay on hold (the storm's bounces and looping "

@@ -36,6 +36,7 @@ class FetchmailDaemon(Started):
         smtp_port: int,
         deliver_to: str,
         interval: int = 1,
+        fetchlimit: int = 0,
         verbose: bool = True,
     ) -> None:
         self.root = root
@@ -45,6 +46,7 @@ class FetchmailDaemon(Started):
         self.smtp_port = smtp_port
         self.deliver_to = deliver_to
         self.interval = interval
+        self.fetchlimit = fetchlimit  # messages per poll; 0: all of them
         self.verbose = verbose
         self.rcfile = root / "fetchmailrc"
         self.output_path = root / "fetchmail.out"
@@ -73,7 +75,7 @@ class FetchmailDaemon(Started):
             f' is "{self.deliver_to}" here\n'
             "  sslproto ''\n"
             f"  smtphost {LOOPBACK}/{self.smtp_port}\n"
-            "  fetchall\n"
+            "  fetchall\n" + (f"  fetchlimit {self.fetchlimit}\n" if self.fetchlimit else "")
         )
 
     def start(self, timeout: float = 15.0) -> FetchmailDaemon:

@@ -205,6 +205,16 @@ class PostfixInstance(Started):
         """Mail to this address loops and bounces with dsn 5.4.6."""
         return f"looper@{self.domain}"
 
+    def end_loop(self) -> None:
+        """What the admin does before re-arming: ``looper``'s mail now goes to the
+        inbox file, so released looping mail is delivered instead of looping again."""
+        (self.config_dir / "virtual").write_text(
+            f"looper@loop.{self.domain} inbox@{self.domain}\n", encoding="utf-8"
+        )
+        run(
+            [self.programs["postmap"], "-c", str(self.config_dir), str(self.config_dir / "virtual")]
+        )
+
     @property
     def smtpd_port(self) -> int:
         if self._smtpd_port is None:
