@@ -12,10 +12,13 @@ loopback webhook for the page. Two ways in:
   per second for ``--seconds`` (no fetchmail to stop: Postfix alone must
   contain it while mail keeps arriving).
 
-Reports, for each: bounces that reached the sink, time from the watcher
-latching on the threshold-crossing line to the outflow being stopped (the
-freeze outcome) and to the page arriving, storm messages still queued and
-how many are on hold, and messages deleted. Needs root, postfix, dovecot and
+Local users send ordinary mail to remote recipients (``--legit`` a second) the
+whole time. Reports, for each: bounces that reached the sink, time from the
+watcher latching on the threshold-crossing line to the outflow being stopped
+(the first Postfix step's outcome: the scoped containment, or the freeze) and
+to the page arriving, the share of legitimate messages submitted after that
+which were delivered within 15 s, storm messages still queued and how many
+are on hold, and messages deleted. Needs root, postfix, dovecot and
 fetchmail (``.ci/run`` installs them). A benchmark, not a test: it asserts
 nothing.
 
@@ -32,6 +35,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +50,7 @@ from tests.integration.harness.pop3 import DovecotPop3  # noqa: E402
 from tests.integration.harness.postfix import PostfixInstance, private_root  # noqa: E402
 from tests.integration.harness.requires import WaitTimeout, wait_for  # noqa: E402
 from tests.integration.harness.sink import SmtpSink  # noqa: E402
+from tests.integration.harness.traffic import LegitTraffic  # noqa: E402
 from tests.integration.harness.webhook import Webhook  # noqa: E402
 
 
@@ -60,10 +65,13 @@ def _storm_queue(postfix: PostfixInstance) -> list[dict[str, Any]]:
         for e in postfix.queue_json()
         if e["sender"] == "MAILER-DAEMON"
         or any("forwarding loop" in r.get("delay_reason", "") for r in e["recipients"])
+        or any(r["address"] == postfix.loop_address for r in e["recipients"])
     ]
 
 
-def run_once(way: str, rate: float, seconds: float, posts: int) -> dict[str, Any]:
+def run_once(
+    way: str, rate: float, seconds: float, posts: int, legit_rate: float, fetchlimit: int
+) -> dict[str, Any]:
     with (
         SmtpSink() as sink,
         private_root("stormwatch-bench-") as root,
@@ -84,15 +92,17 @@ def run_once(way: str, rate: float, seconds: float, posts: int) -> dict[str, Any
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         out.close()
+        legit = LegitTraffic(postfix, sink, rate=legit_rate)
         try:
             wait_for(lambda: (state / "status.json").exists(), 30, "the watcher to start")
+            legit.start()
             if way == "fetchmail":
                 with DovecotPop3(root / "pop3") as pop3:
                     pop3.load_list_mail(posts)
                     fm = FetchmailDaemon(
                         root / "fetchmail", pop3_port=pop3.port, pop3_user=pop3.user,
                         pop3_password=pop3.password, smtp_port=postfix.smtpd_port,
-                        deliver_to=postfix.loop_address,
+                        deliver_to=postfix.loop_address, fetchlimit=fetchlimit,
                     ).start()  # fmt: skip
                     try:
                         wait_for(lambda: len(_latch(state).get("actions", ())) >= 4, 60,
@@ -116,27 +126,39 @@ def run_once(way: str, rate: float, seconds: float, posts: int) -> dict[str, Any
             with contextlib.suppress(WaitTimeout):  # reported below as queued vs held
                 wait_for(settled, 30, "every storm message on hold")
             queued = _storm_queue(postfix)
-            arrived = postfix.log_text().count(": client=")
+            arrived = postfix.log_text().count(": client=") - len(legit.sent)  # the storm's
             latch = _latch(state)
             page = hook.wait_for(1, 30, containing="TRIPPED")[0]
+            stopped_at = _stopped_at(latch)
+            # legitimate mail submitted in the 20 s after the trip, 15 s each to arrive
+            wait_for(lambda: time.time() > stopped_at + 36, 120, "the legitimate mail's time")
+            got = legit.report(stopped_at, within=15)
         finally:
+            legit.stop()
             watcher.send_signal(signal.SIGTERM)
             watcher.wait(30)
         since = float(latch["since_epoch"])
         actions = {a["kind"]: a for a in latch["actions"]}
-        freeze_at = datetime.fromisoformat(actions["freeze-postfix"]["at"]).timestamp()
         return {
             "way": way,
             "arrived": arrived,
             "escaped": len(sink.bounces()),
             "rule": latch["incident"]["rule"],
-            "outflow_stopped_ms": round((freeze_at - since) * 1000, 1),
+            "outflow_stopped_ms": round((stopped_at - since) * 1000, 1),
+            "step": "freeze" if "contain-postfix" not in actions else "contain",
+            "legit": f"{got.delivered}/{got.submitted}",
             "page_ms": round((page.received_at - since) * 1000, 1),
             "storm_queued": len(queued),
             "held": sum(1 for e in queued if e["queue_name"] == "hold"),
             "deleted": postfix.log_text().count("Deleted:"),
             "fetchmail": actions.get("stop-fetchmail", {}).get("summary", ""),
         }
+
+
+def _stopped_at(latch: dict[str, Any]) -> float:
+    """When the first Postfix step (scoped containment, or the freeze) was done."""
+    done = [a for a in latch["actions"] if a["kind"] in ("contain-postfix", "freeze-postfix")]
+    return min(datetime.fromisoformat(a["at"]).timestamp() for a in done)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,17 +169,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=5.0, help="smtp: storm messages per second")
     ap.add_argument("--seconds", type=float, default=60.0, help="smtp: how long mail keeps coming")
     ap.add_argument("--posts", type=int, default=200, help="fetchmail: list posts waiting")
+    ap.add_argument(
+        "--fetchlimit",
+        type=int,
+        default=0,
+        help="fetchmail: messages per poll (one poll a second); 0: all at once",
+    )
+    ap.add_argument("--legit", type=float, default=2.0, help="legitimate messages per second")
     ap.add_argument("--runs", type=int, default=1)
     args = ap.parse_args(argv)
-    head = ("way", "arrived", "escaped", "stopped ms", "page ms", "queued", "held", "deleted")
-    print("{:>10} {:>8} {:>8} {:>11} {:>8} {:>7} {:>6} {:>8}".format(*head))
+    head = ("way", "arrived", "escaped", "stopped ms", "page ms", "legit 15s", "queued", "held",
+            "deleted")  # fmt: skip
+    print("{:>10} {:>8} {:>8} {:>11} {:>8} {:>10} {:>7} {:>6} {:>8}".format(*head))
     for way in args.way:
         for _ in range(args.runs):
-            r = run_once(way, args.rate, args.seconds, args.posts)
+            r = run_once(way, args.rate, args.seconds, args.posts, args.legit, args.fetchlimit)
             print(
                 f"{r['way']:>10} {r['arrived']:>8} {r['escaped']:>8} {r['outflow_stopped_ms']:>11}"
-                f" {r['page_ms']:>8} {r['storm_queued']:>7} {r['held']:>6} {r['deleted']:>8}"
-                f"   ({r['rule']}; {r['fetchmail'][:60]})"
+                f" {r['page_ms']:>8} {r['legit']:>10} {r['storm_queued']:>7} {r['held']:>6}"
+                f" {r['deleted']:>8}   ({r['rule']}, {r['step']}; {r['fetchmail'][:50]})"
             )
     return 0
 
