@@ -137,7 +137,9 @@ class Parser:
     configured). ``reference`` anchors the year of classic timestamps: the
     first line is taken to be no later than ``reference`` (for a file: its
     modification time), and a month that jumps back by more than half a year
-    starts a new year (Dec 31 -> Jan 1).
+    starts a new year (Dec 31 -> Jan 1). A zone-less time in the hour a DST
+    fall-back repeats is read as the pass nearer the time read before it, so
+    the second pass is not taken for the first (an hour back in time).
     """
 
     def __init__(self, *, reference: datetime, tz: tzinfo = UTC) -> None:
@@ -149,6 +151,7 @@ class Parser:
         self._ts_cache: dict[str, int] = {}  # timestamp text -> microseconds
         self.cached_time = self._ts_cache.get  # for the hot loop; the dict is only ever cleared
         self._minute_cache: dict[str, int] = {}  # "Oct 16 17:52" -> the minute's start
+        self._last: int | None = None  # the last time converted: which pass of a repeated hour
 
     # -- public -----------------------------------------------------------------
 
@@ -340,21 +343,24 @@ class Parser:
         if cached is not None:
             return cached
         try:
-            value = self._convert(ts)
+            value, fixed = self._convert(ts)
         except (ValueError, KeyError, OverflowError, IndexError):
             return None
-        if len(self._ts_cache) >= _TS_CACHE_MAX:
-            self._ts_cache.clear()
-            self._minute_cache.clear()
-        self._ts_cache[ts] = value
+        self._last = value
+        if fixed:  # not in a repeated hour: the text alone says the time
+            if len(self._ts_cache) >= _TS_CACHE_MAX:
+                self._ts_cache.clear()
+                self._minute_cache.clear()
+            self._ts_cache[ts] = value
         return value
 
-    def _convert(self, ts: str) -> int:
+    def _convert(self, ts: str) -> tuple[int, bool]:
+        """Microseconds for ``ts``, and whether they follow from the text alone."""
         if ts[0].isdigit():
             dt = datetime.fromisoformat(ts)
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=self.tz)
-            return micros(dt)
+            if dt.tzinfo is not None:
+                return micros(dt), True
+            return self._local(dt.replace(tzinfo=self.tz))
         # "Oct 16 17:52:52" / "Oct 06 17:52:52.123456"
         if ts[9] != ":" or ts[12] != ":" or not (ts[10:12] + ts[13:15]).isdigit():
             raise ValueError(ts)
@@ -363,18 +369,39 @@ class Parser:
             if ts[15] != "." or not ts[16:].isdigit():
                 raise ValueError(ts)
             micro = int((ts[16:] + "000000")[:6])
+        seconds = int(ts[13:15]) * 1_000_000 + micro
         minute_key = ts[:12]
         base = self._minute_cache.get(minute_key)
-        if base is None:
-            if ts[3] != " " or ts[6] != " " or not ts[7:9].isdigit():
-                raise ValueError(ts)
-            month = _MONTHS[ts[0:3]]
-            day = int(ts[4:6])
-            year = self._infer_year(month)
-            base = micros(datetime(year, month, day, int(ts[7:9]), tzinfo=self.tz))
-            base += int(ts[10:12]) * 60_000_000
+        if base is not None:
+            return base + seconds, True
+        if ts[3] != " " or ts[6] != " " or not ts[7:9].isdigit():
+            raise ValueError(ts)
+        month = _MONTHS[ts[0:3]]
+        day = int(ts[4:6])
+        year = self._infer_year(month)
+        minute = datetime(year, month, day, int(ts[7:9]), int(ts[10:12]), tzinfo=self.tz)
+        base, fixed = self._local(minute, seconds)
+        if fixed:
             self._minute_cache[minute_key] = base
-        return base + int(ts[13:15]) * 1_000_000 + micro
+        return base + seconds, fixed
+
+    def _local(self, wall: datetime, later: int = 0) -> tuple[int, bool]:
+        """A wall time of a zone-less line (``fold`` 0, in :attr:`tz`) ->
+        ``(microseconds, unambiguous)``.
+
+        In the hour a fall-back repeats, the wall time names two instants an
+        offset change apart; the log is in the pass nearer the last time read
+        (``later``: microseconds the caller will add; halfway: the later). A time in a
+        spring-forward gap is read with the offset from before the gap.
+        """
+        first = micros(wall)
+        second = micros(wall.replace(fold=1))
+        if second <= first:  # one instant (or a gap, where fold=1 goes back)
+            return first, True
+        last = self._last
+        if last is not None and abs(second + later - last) <= abs(first + later - last):
+            return second, False
+        return first, False
 
     def _infer_year(self, month: int) -> int:
         if self._year is None:

@@ -225,10 +225,11 @@ class Pipeline:
         parser = self.parser
         parser.stats.lines += n_lines
         self.events += collapsed
-        for span_ts in (first_ts, last_ts):
-            t = parser.timestamp(span_ts) if span_ts else None
-            if t is not None:
-                self._saw(t)
+        # the span's ends in log order: the pass of a repeated DST hour is read from the
+        # time before (watcher.core.parse.Parser._local)
+        t = parser.timestamp(first_ts) if first_ts else None
+        if t is not None:
+            self._saw(t)
         corr = self.correlator
         forget, note_sender, sender_of = corr.forget, corr.note_sender, corr.sender_of
         timestamp = parser.timestamp
@@ -277,6 +278,9 @@ class Pipeline:
                 count = 0
                 feed(parsed, source, start + lineno, line)
         self.events += count
+        t = parser.timestamp(last_ts) if last_ts else None
+        if t is not None:
+            self._saw(t)
 
     def feed_event(self, ev: AnyEvent, source: str, lineno: int, line: str) -> None:
         """One parsed event (from a block, or a journal record) through the stages."""
