@@ -14,7 +14,9 @@ import pytest
 from tests import logshapes as L
 from watcher.cli import main
 from watcher.core.parse import Parser
+from watcher.core.pipeline import Pipeline
 from watcher.core.times import iso
+from watcher.runtime.rulefiles import load_rules
 
 BERLIN = ZoneInfo("Europe/Berlin")
 # Europe/Berlin falls back on 2025-10-26: 03:00 CEST -> 02:00 CET; 02:00-02:59 twice
@@ -50,6 +52,22 @@ def test_slow_bounces_across_a_dst_fall_back_do_not_trip(
     assert sum(" 02:30:00 " in x for x in lines) == 2 * 7  # the repeated hour, twice
     assert _replay(tmp_path, lines) == 0
     assert "VERDICT: no rule tripped." in capsys.readouterr().out
+
+
+def test_slow_bounces_after_one_line_dated_six_weeks_ahead_do_not_trip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start = datetime(2025, 9, 1, 8, 0, tzinfo=UTC)
+    before = _bounces(_every_five_minutes(start, 1))
+    outlier = L.remote_bounce(L.classic((start + timedelta(weeks=6)).astimezone(BERLIN)), 999)
+    after = _bounces(_every_five_minutes(start + timedelta(hours=1), 3))
+    assert _replay(tmp_path, [*before, *outlier, *after], "--json") == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["tripped"] is False
+    steps = verdict["time_steps"]
+    assert steps["back"] == 1  # the first line after the outlier; once
+    assert steps["largest_seconds"] == pytest.approx(6 * 7 * 86400 - 3600, abs=1)
+    assert steps["first"]["line"] == len(before) + len(outlier) + 3  # its bounce notice
 
 
 def test_a_storm_in_the_repeated_hour_still_trips(
@@ -98,6 +116,24 @@ def test_a_spring_forward_gap_is_read_as_before() -> None:
     assert iso(_time(p, "Mar 30 02:30:00"), BERLIN) == "2025-03-30T03:30:00+02:00"
 
 
+# -- the pipeline -------------------------------------------------------------------
+
+
+def test_the_pipeline_counts_a_step_back_beyond_the_shortest_window() -> None:
+    seen: list[tuple[int, int]] = []
+    pipeline = Pipeline.build(
+        [r.rule for r in load_rules()],
+        Parser(reference=L.REFERENCE),
+        on_time_step=lambda step, where: seen.append((step, where.lineno)),
+    )
+    lines = [*L.remote_bounce(0, 1), *L.remote_bounce(86400, 2), *L.remote_bounce(30, 3)]
+    lines += L.remote_bounce(29, 4)  # a second back: ordinary, not a step
+    pipeline.run(lines, "mail.log")
+    assert pipeline.time_steps.back == 1
+    assert pipeline.time_steps.largest == (86400 - 30) * 1_000_000
+    assert seen == [((86400 - 30) * 1_000_000, 17)]  # the bounce notice of message 3
+
+
 def test_a_block_ending_in_the_second_pass_ends_the_span_there(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -110,3 +146,11 @@ def test_a_block_ending_in_the_second_pass_ends_the_span_there(
     assert _replay(tmp_path, lines, "--json") == 0
     span = json.loads(capsys.readouterr().out)["span"]
     assert span["last"] == "2025-10-26T02:10:00+01:00"  # not the summer 02:10, an hour early
+
+
+def test_the_runtime_logs_a_step(caplog: pytest.LogCaptureFixture) -> None:
+    from watcher.core.pipeline import Where
+    from watcher.runtime.service import warn_time_step
+
+    warn_time_step(3_628_800_000_000, Where("mail.log", 94, "...", 0))
+    assert "log time went back 3628800 s (mail.log:94)" in caplog.text
