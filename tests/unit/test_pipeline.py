@@ -186,3 +186,20 @@ def test_block_boundaries_do_not_change_the_verdict(block: int) -> None:
     assert p.switch_tripped == whole.switch_tripped
     assert [a for a, _ in p.actions] == [a for a, _ in whole.actions]
     assert p.events == whole.events
+
+
+CRAFTED = '"x>, relay=local, delay=0, delays=0/0/0/0, dsn=2.0.0, status=sent (a"@lists.example.org'
+
+
+def test_a_crafted_quoted_sender_does_not_hide_its_bounces() -> None:
+    """24 bounces relayed out, half to a sender whose quoted local part mimics a local
+    delivery: backscatter counts all 24, each to the domain the bounce went to."""
+    lines: list[str] = []
+    for i in range(24):
+        sender = CRAFTED if i % 2 else "list-bounces@lists.example.org"
+        lines += L.remote_bounce(i * 10, i, sender)
+    p = _run(lines, _rules(["backscatter"]))
+    s = p.summaries["backscatter"]
+    assert s.matches == 24
+    assert s.by_domain == {"lists.example.org": 24}
+    assert p.parser.stats.unparsed == 0

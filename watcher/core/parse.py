@@ -40,13 +40,20 @@ from watcher.core.times import micros
 # part with a letter, so no stricter structure is assumed.
 QID_RE = re.compile(r"(?:[0-9A-F]{6,}|[0-9BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz]{12,})")
 
+# An address between <>. Postfix logs it in external form (info_log_address_format,
+# 3.5+): a local part that is not a dot-string is a quoted string ("..." with \" and
+# \\ escaped: quote_822_local), then @domain. Such a local part may hold ">, " and
+# whole fake fields (a sender can choose it): it runs to its closing quote. Anything
+# else (the internal form) is read up to the first ">" after which the line goes on.
+ADDR = r'(?:"(?:[^"\\\n]|\\.)*+"(?:@[^>\n]*)?|.*?)'
+
 DELIVERY_RE = re.compile(
-    r"to=<(?P<to>.*?)>, (?:orig_to=<(?P<orig>.*?)>, )?relay=(?P<relay>[^,\n]*), "
+    rf"to=<(?P<to>{ADDR})>, (?:orig_to=<(?P<orig>{ADDR})>, )?relay=(?P<relay>[^,\n]*), "
     r"(?:[a-z_]+=[^,\n]*, )*?dsn=(?P<dsn>[0-9.]+), status=(?P<status>[A-Za-z]+)"
     r"(?: \((?P<detail>.*))?$",  # the detail's closing ")" is stripped after: lines get cut
     re.MULTILINE,
 )
-_SENDER_RE = re.compile(r"from=<(?P<from>.*?)>, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
+_SENDER_RE = re.compile(rf"from=<(?P<from>{ADDR})>, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
 _NOTICE_RE = re.compile(
     r"(?P<notice>(?:sender|postmaster) (?:non-delivery|delay|delivery status|success)) "
     r"notification: (?P<child>\S+)$"
@@ -62,7 +69,7 @@ LOOP_MARKER = "(" + _LOOP_PREFIX
 # Parser.parse_known, so both paths judge a line the same way.
 SCAN_RE = re.compile(
     r"\]: (?P<qid>[0-9A-Za-z]{6,38}+): (?:"
-    r"from=<(?P<sender>.*?)>, size=\d+, nrcpt=(?P<from>\d+)"
+    rf"from=<(?P<sender>{ADDR})>, size=\d+, nrcpt=(?P<from>\d+)"
     r"|(?P<to>to=)|(?P<removed>removed)$|(?P<other>from=<|(?:sender|postmaster) ))",
     re.MULTILINE,
 )
