@@ -174,6 +174,16 @@ def test_rate_limit_reports_are_counted() -> None:
     assert p.loss.first.lineno == 16
 
 
+def test_lines_lost_counts_what_a_daemon_could_report() -> None:
+    """Fake reports with absurd counts (anyone can log one) are reports, not 10^26 lines."""
+    report = "imuxsock[pid: 4220, name: qmgr]: {} messages lost due to rate-limiting"
+    counts = ["1" + "0" * 26, "9" * 5000, "4294967296", "42", "4294967295"]
+    lines = [L.line(10 + i, "rsyslogd", report.format(n)) for i, n in enumerate(counts)]
+    p = _run([*_ordinary(3), *lines], _rules())
+    assert p.loss.events == 5
+    assert p.loss.lost == 42 + 4294967295
+
+
 @pytest.mark.parametrize("block", [1, 7, 1000])
 def test_block_boundaries_do_not_change_the_verdict(block: int) -> None:
     lines = _ordinary(10) + _storm(30) + _ordinary(10)

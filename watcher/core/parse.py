@@ -89,6 +89,9 @@ _RSYSLOG_LOST_RE = re.compile(
 )
 _RSYSLOG_BEGIN_RE = re.compile(r"begins? to drop messages .*due to rate-limiting")
 _JOURNALD_RE = re.compile(r"Suppressed (\d+) messages from ")
+# Both daemons print the count as an unsigned int (rsyslog "%u messages lost",
+# journald "Suppressed %u messages"): a larger number is not a count they wrote.
+MAX_REPORTED_LOSS = 2**32 - 1
 
 _MONTHS = {
     m: i + 1
@@ -126,6 +129,16 @@ def split_relay(relay: str) -> tuple[str, str, int]:
     if tail.startswith(":") and tail[1:].isdigit():
         port = int(tail[1:])
     return relay[:lb], relay[lb + 1 : rb], port
+
+
+def _lost(digits: str) -> int:
+    """A rate-limit report's count of lost lines; 0 (not said) if no daemon could have
+    written it: anyone can log a fake report, and a sum of 10^26 lines helps no one
+    (nor an int() of 5000 digits, which raises)."""
+    if len(digits) > 10:
+        return 0
+    n = int(digits)
+    return n if n <= MAX_REPORTED_LOSS else 0
 
 
 @dataclass(slots=True)
@@ -337,12 +350,12 @@ class Parser:
     def _loss_event(msg: str, time: int, host: str, program: str, pid: int) -> LogLoss | None:
         m = _RSYSLOG_LOST_RE.search(msg)
         if m is not None:
-            return LogLoss(time, host, program, pid, "", int(m[1] or m[2]), "rsyslog")
+            return LogLoss(time, host, program, pid, "", _lost(m[1] or m[2]), "rsyslog")
         if _RSYSLOG_BEGIN_RE.search(msg) is not None:
             return LogLoss(time, host, program, pid, "", 0, "rsyslog")
         m = _JOURNALD_RE.search(msg)
         if m is not None:
-            return LogLoss(time, host, program, pid, "", int(m[1]), "journald")
+            return LogLoss(time, host, program, pid, "", _lost(m[1]), "journald")
         return None
 
     def _time(self, ts: str) -> int | None:
