@@ -13,8 +13,18 @@ REFERENCE = datetime(2011, 10, 17, tzinfo=UTC)
 HOST = "mx"
 
 
-def stamp(t: float) -> str:
+At = float | str  # seconds after BASE, or a timestamp's text as the line shows it
+
+
+def stamp(t: At) -> str:
+    if isinstance(t, str):
+        return t
     d = BASE + timedelta(seconds=t)
+    return f"{d:%b} {d.day:2d} {d:%H:%M:%S}"
+
+
+def classic(d: datetime) -> str:
+    """An aware datetime as a zone-less classic syslog timestamp, in its own zone."""
     return f"{d:%b} {d.day:2d} {d:%H:%M:%S}"
 
 
@@ -22,22 +32,22 @@ def micros(t: float) -> int:
     return int((BASE + timedelta(seconds=t)).timestamp() * 1_000_000)
 
 
-def line(t: float, program: str, msg: str, pid: int = 100) -> str:
+def line(t: At, program: str, msg: str, pid: int = 100) -> str:
     return f"{stamp(t)} {HOST} {program}[{pid}]: {msg}"
 
 
-def qmgr_from(t: float, qid: str, sender: str) -> str:
+def qmgr_from(t: At, qid: str, sender: str) -> str:
     return line(
         t, "postfix/qmgr", f"{qid}: from=<{sender}>, size=5000, nrcpt=1 (queue active)", 4220
     )
 
 
-def removed(t: float, qid: str) -> str:
+def removed(t: At, qid: str) -> str:
     return line(t, "postfix/qmgr", f"{qid}: removed", 4220)
 
 
 def delivery(
-    t: float,
+    t: At,
     qid: str,
     to: str,
     *,
@@ -69,7 +79,7 @@ def loop_bounce(t: float, qid: str, to: str = "user@localhost") -> str:
     )
 
 
-def notice(t: float, qid: str, child: str) -> str:
+def notice(t: At, qid: str, child: str) -> str:
     return line(t, "postfix/bounce", f"{qid}: sender non-delivery notification: {child}", 5490)
 
 
@@ -96,3 +106,20 @@ def ordinary_message(t: float, n: int) -> list[str]:
         delivery(t + 0.5, qid, f"rcpt{n}@example.net", relay="mx.example.net[203.0.113.5]:25"),
         removed(t + 0.5, qid),
     ]
+
+
+def remote_bounce(t: At, n: int, sender: str = "list-bounces@lists.example.org") -> list[str]:
+    """A message that a remote host refused; its bounce is relayed out (one backscatter)."""
+    orig, child = f"4{n:09X}", f"5{n:09X}"
+    return [
+        qmgr_from(t, orig, sender),
+        delivery(
+            t, orig, f"nobody{n}@example.net", relay="mx.example.net[203.0.113.5]:25",
+            dsn="5.1.1", status="bounced", detail="host mx.example.net said: 550 5.1.1 no such user",
+        ),
+        notice(t, orig, child),
+        qmgr_from(t, child, ""),
+        removed(t, orig),
+        delivery(t, child, sender),
+        removed(t, child),
+    ]  # fmt: skip

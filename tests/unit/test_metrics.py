@@ -184,3 +184,13 @@ def test_serve_refuses_a_non_loopback_address(address: str) -> None:
     assert not is_loopback(address)
     with pytest.raises(MetricsError, match="not loopback"):
         Metrics().serve(address, 0)
+
+
+def test_a_step_back_in_log_time_is_a_counter(tmp_path: Path) -> None:
+    p = Pipeline.build([r.rule for r in load_rules()], Parser(reference=L.REFERENCE))
+    p.run([*L.remote_bounce(86400, 1), *L.remote_bounce(0, 2)], "mail.log")  # a day back
+    status = Watcher(p, [IdleSource()], state_dir=tmp_path, clock=lambda: 1.0).status()
+    assert status["time_steps"] == {"back": 1, "largest_seconds": 86400.0}
+    m = Metrics()
+    m.update_from_status(status)
+    assert samples(m)[("stormwatch_log_time_steps_back_total", ())] == 1

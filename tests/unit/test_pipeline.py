@@ -174,6 +174,16 @@ def test_rate_limit_reports_are_counted() -> None:
     assert p.loss.first.lineno == 16
 
 
+def test_lines_lost_counts_what_a_daemon_could_report() -> None:
+    """Fake reports with absurd counts (anyone can log one) are reports, not 10^26 lines."""
+    report = "imuxsock[pid: 4220, name: qmgr]: {} messages lost due to rate-limiting"
+    counts = ["1" + "0" * 26, "9" * 5000, "4294967296", "42", "4294967295"]
+    lines = [L.line(10 + i, "rsyslogd", report.format(n)) for i, n in enumerate(counts)]
+    p = _run([*_ordinary(3), *lines], _rules())
+    assert p.loss.events == 5
+    assert p.loss.lost == 42 + 4294967295
+
+
 @pytest.mark.parametrize("block", [1, 7, 1000])
 def test_block_boundaries_do_not_change_the_verdict(block: int) -> None:
     lines = _ordinary(10) + _storm(30) + _ordinary(10)
@@ -186,3 +196,20 @@ def test_block_boundaries_do_not_change_the_verdict(block: int) -> None:
     assert p.switch_tripped == whole.switch_tripped
     assert [a for a, _ in p.actions] == [a for a, _ in whole.actions]
     assert p.events == whole.events
+
+
+CRAFTED = '"x>, relay=local, delay=0, delays=0/0/0/0, dsn=2.0.0, status=sent (a"@lists.example.org'
+
+
+def test_a_crafted_quoted_sender_does_not_hide_its_bounces() -> None:
+    """24 bounces relayed out, half to a sender whose quoted local part mimics a local
+    delivery: backscatter counts all 24, each to the domain the bounce went to."""
+    lines: list[str] = []
+    for i in range(24):
+        sender = CRAFTED if i % 2 else "list-bounces@lists.example.org"
+        lines += L.remote_bounce(i * 10, i, sender)
+    p = _run(lines, _rules(["backscatter"]))
+    s = p.summaries["backscatter"]
+    assert s.matches == 24
+    assert s.by_domain == {"lists.example.org": 24}
+    assert p.parser.stats.unparsed == 0

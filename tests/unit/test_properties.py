@@ -1,4 +1,5 @@
-"""Property tests: no input makes the parser or the pipeline raise."""
+"""Property tests: no input makes the parser or the pipeline raise; a quoted local part
+is read whole, by the parser and the block scanner alike."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import logshapes as L
+from watcher.core.events import Delivery, QueueSender
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline
+from watcher.core.scanner import SENDER, scan_block
 from watcher.runtime.rulefiles import load_rules
 
 RULES = [r.rule for r in load_rules()]
@@ -61,3 +64,38 @@ def test_shuffled_log_never_raises_in_correlate(rnd: random.Random) -> None:
     p = Pipeline.build(RULES, Parser(reference=L.REFERENCE))
     p.run(lines, "x")
     assert p.parser.stats.unparsed == 0
+
+
+def quote_822_local(local: str) -> str:
+    """As Postfix logs a local part that is not a dot-string (global/quote_822_local.c)."""
+    return '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# the pieces of fake fields a sender can put in a quoted local part, and some text
+PIECES = [
+    ">, relay=local, delay=0, delays=0/0/0/0, dsn=2.0.0, status=sent (",
+    ">, size=1, nrcpt=9 (", ">, ", "relay=", '"', "\\", "a", "@", "(", ")",
+]  # fmt: skip
+LOCAL_PARTS = st.lists(
+    st.sampled_from(PIECES)
+    | st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=8),
+    max_size=12,
+).map("".join)
+
+
+@given(LOCAL_PARTS, st.sampled_from(["@lists.example.org", ""]))
+@settings(max_examples=300, deadline=None)
+def test_a_quoted_local_part_is_read_whole(local: str, domain: str) -> None:
+    address = quote_822_local(local) + domain
+    sender_line = L.qmgr_from(0, "7A8B9C0D1E", address)
+    lines = [sender_line, L.delivery(0, "7A8B9C0D1E", address)]
+    parser = Parser(reference=L.REFERENCE)
+    sender, delivery = (parser.parse(x) for x in lines)
+    assert isinstance(sender, QueueSender)
+    assert sender.sender == address
+    assert (sender.size, sender.nrcpt) == (5000, 1)
+    assert isinstance(delivery, Delivery)
+    assert delivery.recipient == address
+    assert (delivery.relay_ip, delivery.status, delivery.detail) == ("192.0.2.25", "sent", "250 ok")
+    _, events, _, _, _ = scan_block(sender_line + "\n", False)
+    assert [(e[0], e[2]) for e in events] == [(SENDER, address)]

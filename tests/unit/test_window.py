@@ -64,3 +64,23 @@ def test_bounded_memory_caps_count_and_groups() -> None:
 def test_window_length_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         SlidingCounter(0)
+
+
+def test_a_step_back_within_the_window_is_counted_at_the_latest_time() -> None:
+    c = SlidingCounter(W)
+    c.add(T0)
+    assert c.add(T0 - W // 2) == 2
+    assert c.add(T0 + W) == 1  # both left at the latest time's edge
+
+
+def test_a_step_back_beyond_the_window_forgets_the_future_dated_counts() -> None:
+    c = SlidingCounter(W)
+    t = T0
+    c.add(t - 10, "a")
+    c.add(t + 50 * W, "a")  # far ahead (t - 10 has left that window)
+    c.add(t + 50 * W, "b")
+    assert c.add(t, "a") == 1  # not the one ahead
+    assert c.count(t, "b") == 0
+    assert c.first("b") is None
+    assert c.add(t + W // 2, "a") == 2  # time runs on from the re-based window
+    assert c.add(t + W // 2 + W, "a") == 1  # and its events leave it again

@@ -60,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
     if loss.get("reports"):
         lost, reports = loss["lines_lost"], loss["reports"]
         w(f"  WARNING: {lost} lines lost to rate limiting ({reports} reports): partly blind\n")
+    steps = status.get("time_steps") or {}
+    if steps.get("back"):
+        w(f"  log time went back {steps['back']} time(s), by up to "
+          f"{steps['largest_seconds']:.0f} s: lines dated ahead (windows re-based)\n")  # fmt: skip
     for name, counters in (status.get("sources") or {}).items():
         w(f"  {name}:\n")
         for k, v in counters.items():

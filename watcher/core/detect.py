@@ -139,6 +139,10 @@ class Detector:
             for r in self.rules
         ]
 
+        # a step back in log time beyond this re-bases at least one window
+        self.shortest_window = min(
+            (counter.length for _, _, counter in self._compiled), default=60 * MICROS
+        )
         # null-sender deliveries always: the escalation ladder watches them (watcher.core.ladder)
         self._want_any = _senders_wanted(r for r in self.rules if r.match.event == "delivery") | {
             "null"

@@ -40,13 +40,20 @@ from watcher.core.times import micros
 # part with a letter, so no stricter structure is assumed.
 QID_RE = re.compile(r"(?:[0-9A-F]{6,}|[0-9BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz]{12,})")
 
+# An address between <>. Postfix logs it in external form (info_log_address_format,
+# 3.5+): a local part that is not a dot-string is a quoted string ("..." with \" and
+# \\ escaped: quote_822_local), then @domain. Such a local part may hold ">, " and
+# whole fake fields (a sender can choose it): it runs to its closing quote. Anything
+# else (the internal form) is read up to the first ">" after which the line goes on.
+ADDR = r'(?:"(?:[^"\\\n]|\\.)*+"(?:@[^>\n]*)?|.*?)'
+
 DELIVERY_RE = re.compile(
-    r"to=<(?P<to>.*?)>, (?:orig_to=<(?P<orig>.*?)>, )?relay=(?P<relay>[^,\n]*), "
+    rf"to=<(?P<to>{ADDR})>, (?:orig_to=<(?P<orig>{ADDR})>, )?relay=(?P<relay>[^,\n]*), "
     r"(?:[a-z_]+=[^,\n]*, )*?dsn=(?P<dsn>[0-9.]+), status=(?P<status>[A-Za-z]+)"
     r"(?: \((?P<detail>.*))?$",  # the detail's closing ")" is stripped after: lines get cut
     re.MULTILINE,
 )
-_SENDER_RE = re.compile(r"from=<(?P<from>.*?)>, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
+_SENDER_RE = re.compile(rf"from=<(?P<from>{ADDR})>, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
 _NOTICE_RE = re.compile(
     r"(?P<notice>(?:sender|postmaster) (?:non-delivery|delay|delivery status|success)) "
     r"notification: (?P<child>\S+)$"
@@ -62,7 +69,7 @@ LOOP_MARKER = "(" + _LOOP_PREFIX
 # Parser.parse_known, so both paths judge a line the same way.
 SCAN_RE = re.compile(
     r"\]: (?P<qid>[0-9A-Za-z]{6,38}+): (?:"
-    r"from=<(?P<sender>.*?)>, size=\d+, nrcpt=(?P<from>\d+)"
+    rf"from=<(?P<sender>{ADDR})>, size=\d+, nrcpt=(?P<from>\d+)"
     r"|(?P<to>to=)|(?P<removed>removed)$|(?P<other>from=<|(?:sender|postmaster) ))",
     re.MULTILINE,
 )
@@ -82,6 +89,9 @@ _RSYSLOG_LOST_RE = re.compile(
 )
 _RSYSLOG_BEGIN_RE = re.compile(r"begins? to drop messages .*due to rate-limiting")
 _JOURNALD_RE = re.compile(r"Suppressed (\d+) messages from ")
+# Both daemons print the count as an unsigned int (rsyslog "%u messages lost",
+# journald "Suppressed %u messages"): a larger number is not a count they wrote.
+MAX_REPORTED_LOSS = 2**32 - 1
 
 _MONTHS = {
     m: i + 1
@@ -121,6 +131,16 @@ def split_relay(relay: str) -> tuple[str, str, int]:
     return relay[:lb], relay[lb + 1 : rb], port
 
 
+def _lost(digits: str) -> int:
+    """A rate-limit report's count of lost lines; 0 (not said) if no daemon could have
+    written it: anyone can log a fake report, and a sum of 10^26 lines helps no one
+    (nor an int() of 5000 digits, which raises)."""
+    if len(digits) > 10:
+        return 0
+    n = int(digits)
+    return n if n <= MAX_REPORTED_LOSS else 0
+
+
 @dataclass(slots=True)
 class ParseStats:
     """What the parser saw. ``unparsed_samples`` keeps the last few offenders."""
@@ -137,7 +157,9 @@ class Parser:
     configured). ``reference`` anchors the year of classic timestamps: the
     first line is taken to be no later than ``reference`` (for a file: its
     modification time), and a month that jumps back by more than half a year
-    starts a new year (Dec 31 -> Jan 1).
+    starts a new year (Dec 31 -> Jan 1). A zone-less time in the hour a DST
+    fall-back repeats is read as the pass nearer the time read before it, so
+    the second pass is not taken for the first (an hour back in time).
     """
 
     def __init__(self, *, reference: datetime, tz: tzinfo = UTC) -> None:
@@ -149,6 +171,7 @@ class Parser:
         self._ts_cache: dict[str, int] = {}  # timestamp text -> microseconds
         self.cached_time = self._ts_cache.get  # for the hot loop; the dict is only ever cleared
         self._minute_cache: dict[str, int] = {}  # "Oct 16 17:52" -> the minute's start
+        self._last: int | None = None  # the last time converted: which pass of a repeated hour
 
     # -- public -----------------------------------------------------------------
 
@@ -327,12 +350,12 @@ class Parser:
     def _loss_event(msg: str, time: int, host: str, program: str, pid: int) -> LogLoss | None:
         m = _RSYSLOG_LOST_RE.search(msg)
         if m is not None:
-            return LogLoss(time, host, program, pid, "", int(m[1] or m[2]), "rsyslog")
+            return LogLoss(time, host, program, pid, "", _lost(m[1] or m[2]), "rsyslog")
         if _RSYSLOG_BEGIN_RE.search(msg) is not None:
             return LogLoss(time, host, program, pid, "", 0, "rsyslog")
         m = _JOURNALD_RE.search(msg)
         if m is not None:
-            return LogLoss(time, host, program, pid, "", int(m[1]), "journald")
+            return LogLoss(time, host, program, pid, "", _lost(m[1]), "journald")
         return None
 
     def _time(self, ts: str) -> int | None:
@@ -340,21 +363,24 @@ class Parser:
         if cached is not None:
             return cached
         try:
-            value = self._convert(ts)
+            value, fixed = self._convert(ts)
         except (ValueError, KeyError, OverflowError, IndexError):
             return None
-        if len(self._ts_cache) >= _TS_CACHE_MAX:
-            self._ts_cache.clear()
-            self._minute_cache.clear()
-        self._ts_cache[ts] = value
+        self._last = value
+        if fixed:  # not in a repeated hour: the text alone says the time
+            if len(self._ts_cache) >= _TS_CACHE_MAX:
+                self._ts_cache.clear()
+                self._minute_cache.clear()
+            self._ts_cache[ts] = value
         return value
 
-    def _convert(self, ts: str) -> int:
+    def _convert(self, ts: str) -> tuple[int, bool]:
+        """Microseconds for ``ts``, and whether they follow from the text alone."""
         if ts[0].isdigit():
             dt = datetime.fromisoformat(ts)
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=self.tz)
-            return micros(dt)
+            if dt.tzinfo is not None:
+                return micros(dt), True
+            return self._local(dt.replace(tzinfo=self.tz))
         # "Oct 16 17:52:52" / "Oct 06 17:52:52.123456"
         if ts[9] != ":" or ts[12] != ":" or not (ts[10:12] + ts[13:15]).isdigit():
             raise ValueError(ts)
@@ -363,18 +389,39 @@ class Parser:
             if ts[15] != "." or not ts[16:].isdigit():
                 raise ValueError(ts)
             micro = int((ts[16:] + "000000")[:6])
+        seconds = int(ts[13:15]) * 1_000_000 + micro
         minute_key = ts[:12]
         base = self._minute_cache.get(minute_key)
-        if base is None:
-            if ts[3] != " " or ts[6] != " " or not ts[7:9].isdigit():
-                raise ValueError(ts)
-            month = _MONTHS[ts[0:3]]
-            day = int(ts[4:6])
-            year = self._infer_year(month)
-            base = micros(datetime(year, month, day, int(ts[7:9]), tzinfo=self.tz))
-            base += int(ts[10:12]) * 60_000_000
+        if base is not None:
+            return base + seconds, True
+        if ts[3] != " " or ts[6] != " " or not ts[7:9].isdigit():
+            raise ValueError(ts)
+        month = _MONTHS[ts[0:3]]
+        day = int(ts[4:6])
+        year = self._infer_year(month)
+        minute = datetime(year, month, day, int(ts[7:9]), int(ts[10:12]), tzinfo=self.tz)
+        base, fixed = self._local(minute, seconds)
+        if fixed:
             self._minute_cache[minute_key] = base
-        return base + int(ts[13:15]) * 1_000_000 + micro
+        return base + seconds, fixed
+
+    def _local(self, wall: datetime, later: int = 0) -> tuple[int, bool]:
+        """A wall time of a zone-less line (``fold`` 0, in :attr:`tz`) ->
+        ``(microseconds, unambiguous)``.
+
+        In the hour a fall-back repeats, the wall time names two instants an
+        offset change apart; the log is in the pass nearer the last time read
+        (``later``: microseconds the caller will add; halfway: the later). A time in a
+        spring-forward gap is read with the offset from before the gap.
+        """
+        first = micros(wall)
+        second = micros(wall.replace(fold=1))
+        if second <= first:  # one instant (or a gap, where fold=1 goes back)
+            return first, True
+        last = self._last
+        if last is not None and abs(second + later - last) <= abs(first + later - last):
+            return second, False
+        return first, False
 
     def _infer_year(self, month: int) -> int:
         if self._year is None:

@@ -81,8 +81,21 @@ class LossSummary:
     last: Where | None = None
 
 
+@dataclass(slots=True)
+class StepSummary:
+    """Log time stepping back by more than the shortest rule window: a line dated
+    ahead, then the true time again. Each such step re-bases the windows
+    (:class:`watcher.core.window.SlidingCounter`); ``largest`` is in microseconds."""
+
+    back: int = 0
+    largest: int = 0
+    first: Where | None = None
+    last: Where | None = None
+
+
 ActionSink = Callable[[list[Action], Where], None]
 LossSink = Callable[[LogLoss, Where], None]
+StepSink = Callable[[int, Where], None]  # how far back (microseconds), and the line
 
 
 class Pipeline:
@@ -102,6 +115,7 @@ class Pipeline:
         *,
         on_actions: ActionSink | None = None,
         on_loss: LossSink | None = None,
+        on_time_step: StepSink | None = None,
         evidence_cap: int = 5000,
     ) -> None:
         self.parser = parser
@@ -110,10 +124,13 @@ class Pipeline:
         self.decider = decider
         self.on_actions = on_actions
         self.on_loss = on_loss
+        self.on_time_step = on_time_step
         self.evidence_cap = evidence_cap
         self.summaries = {r.name: self._summary(r) for r in detector.rules}
         self.actions: list[tuple[Action, Where]] = []
         self.loss = LossSummary()
+        self.time_steps = StepSummary()
+        self._clock: int | None = None  # the latest time of an event the rules may see
         self.events = 0
         self.first_time: int | None = None
         self.last_time: int | None = None
@@ -131,6 +148,7 @@ class Pipeline:
         ttl_seconds: float = 86_400.0,
         on_actions: ActionSink | None = None,
         on_loss: LossSink | None = None,
+        on_time_step: StepSink | None = None,
     ) -> Pipeline:
         detector = (
             Detector(rules)
@@ -144,6 +162,7 @@ class Pipeline:
             Decider(rules),
             on_actions=on_actions,
             on_loss=on_loss,
+            on_time_step=on_time_step,
         )
 
     @classmethod
@@ -155,6 +174,7 @@ class Pipeline:
         *,
         on_actions: ActionSink | None = None,
         on_loss: LossSink | None = None,
+        on_time_step: StepSink | None = None,
     ) -> Pipeline:
         """:meth:`build` with the content filters and join limits of the settings."""
         return cls.build(
@@ -165,6 +185,7 @@ class Pipeline:
             ttl_seconds=settings.correlate.ttl_seconds,
             on_actions=on_actions,
             on_loss=on_loss,
+            on_time_step=on_time_step,
         )
 
     def _summary(self, rule: Rule) -> RuleSummary:
@@ -225,10 +246,11 @@ class Pipeline:
         parser = self.parser
         parser.stats.lines += n_lines
         self.events += collapsed
-        for span_ts in (first_ts, last_ts):
-            t = parser.timestamp(span_ts) if span_ts else None
-            if t is not None:
-                self._saw(t)
+        # the span's ends in log order: the pass of a repeated DST hour is read from the
+        # time before (watcher.core.parse.Parser._local)
+        t = parser.timestamp(first_ts) if first_ts else None
+        if t is not None:
+            self._saw(t)
         corr = self.correlator
         forget, note_sender, sender_of = corr.forget, corr.note_sender, corr.sender_of
         timestamp = parser.timestamp
@@ -277,6 +299,9 @@ class Pipeline:
                 count = 0
                 feed(parsed, source, start + lineno, line)
         self.events += count
+        t = parser.timestamp(last_ts) if last_ts else None
+        if t is not None:
+            self._saw(t)
 
     def feed_event(self, ev: AnyEvent, source: str, lineno: int, line: str) -> None:
         """One parsed event (from a block, or a journal record) through the stages."""
@@ -294,6 +319,11 @@ class Pipeline:
         ):
             return
         self._saw(ev.time)
+        clock = self._clock
+        if clock is None or ev.time >= clock:
+            self._clock = ev.time
+        elif clock - ev.time > self.detector.shortest_window:
+            self._stepped(clock - ev.time, Where(source, lineno, line, ev.time))
         if isinstance(ev, LogLoss):
             self._loss(ev, Where(source, lineno, line, ev.time))
             return
@@ -317,6 +347,17 @@ class Pipeline:
             self.first_time = t
         if self.last_time is None or t > self.last_time:
             self.last_time = t
+
+    def _stepped(self, step: int, where: Where) -> None:
+        """Time went back beyond a window: the windows re-base as they see it; say so."""
+        self._clock = where.time
+        steps = self.time_steps
+        steps.back += 1
+        steps.largest = max(steps.largest, step)
+        steps.first = steps.first or where
+        steps.last = where
+        if self.on_time_step is not None:
+            self.on_time_step(step, where)
 
     def _loss(self, ev: LogLoss, where: Where) -> None:
         loss = self.loss

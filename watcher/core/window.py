@@ -4,7 +4,10 @@ A window of length W counts the events whose time ``t`` satisfies
 ``now - W < t <= now``: an event exactly W old has left the window. Times are
 integer microseconds, so the edges are exact. A line logged a little out of
 order (several processes writing in the same second) is counted at the
-latest time seen, so the deques stay sorted.
+latest time seen, so the deques stay sorted. A step back by more than the
+window (a line dated far ahead, then the log's true time) re-bases the window
+instead: the counts dated after the new time are forgotten, so they neither
+hold slow traffic in the window nor hold the window's clock in the future.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ class SlidingCounter:
 
     def add(self, time: int, key: str = "") -> int:
         """Count one event at ``time`` in group ``key``; return the group's count."""
-        if time < self._latest:
-            time = self._latest
-        else:
+        if time >= self._latest:
             self._latest = time
+        elif self._latest - time > self.length:
+            self._rebase(time)
+        else:
+            time = self._latest
         groups = self._groups
         q = groups.pop(key, None)
         if q is None:
@@ -50,6 +55,15 @@ class SlidingCounter:
         while q[0] <= horizon:
             q.popleft()
         return len(q)
+
+    def _rebase(self, time: int) -> None:
+        """Time went back beyond the window: forget what is dated after ``time``."""
+        self._latest = time
+        for key, q in list(self._groups.items()):
+            while q and q[-1] > time:
+                q.pop()
+            if not q:
+                del self._groups[key]
 
     def count(self, now: int, key: str = "") -> int:
         """How many events of group ``key`` are in the window ending at ``now``."""

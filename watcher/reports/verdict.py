@@ -88,6 +88,11 @@ def build(
             "lines_lost": pipeline.loss.lost,
             "first": _where(pipeline.loss.first, tz),
         },
+        "time_steps": {
+            "back": pipeline.time_steps.back,
+            "largest_seconds": pipeline.time_steps.largest / 1_000_000,
+            "first": _where(pipeline.time_steps.first, tz),
+        },
         "correlation": {
             "open_peak": cs.open_peak,
             "evicted": cs.evicted,
@@ -155,6 +160,14 @@ def render_text(v: dict[str, Any]) -> str:
             f"WARNING: the log reports {loss['lines_lost']:,} lines dropped by rate limiting "
             f"({loss['reports']} reports, first at {first['source']}:{first['line']}): "
             "the watcher was partly blind, counts below are lower bounds."
+        )
+    steps = v["time_steps"]
+    if steps["back"]:
+        first = steps["first"]
+        add(
+            f"Log time went back beyond the shortest rule window {steps['back']:,} time(s), "
+            f"by up to {steps['largest_seconds']:,.0f} s (first at {first['source']}:"
+            f"{first['line']}): lines dated ahead; the windows were re-based."
         )
     corr = v["correlation"]
     if corr["evicted"]:

@@ -239,6 +239,10 @@ class Watcher:
                 iso(p.last_time, UTC, "seconds") if p.last_time is not None else None
             ),
             "log_loss": {"reports": p.loss.events, "lines_lost": p.loss.lost},
+            "time_steps": {
+                "back": p.time_steps.back,
+                "largest_seconds": p.time_steps.largest / 1_000_000,
+            },
             "queue_depth": self._queue.qsize(),
             "backpressure_waits": self.stats.backpressure_waits,
             "correlation": {

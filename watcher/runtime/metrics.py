@@ -9,7 +9,7 @@ on loopback unless told otherwise.
 
 Keys read from the status dict (all optional; a missing one is simply not
 exported): ``lines``, ``events``, ``unparsed``, ``log_loss.{reports,lines_lost}``,
-``state``, ``last_event_time``, ``queue_depth``, ``backpressure_waits``,
+``time_steps.back``, ``state``, ``last_event_time``, ``queue_depth``, ``backpressure_waits``,
 ``correlation.{open,evicted,expired}``, ``sources.<name>.{checkpoint_age_seconds,
 read_errors}``, and -- not in ``Watcher.status()`` itself, to be added through its
 ``extra_status`` -- ``rules.<name>.{window_count,matches,trip_at,warn_at}``
@@ -139,6 +139,11 @@ class _StatusCollector(Collector):
         )
         yield from counter(
             "log_loss_reports", "Rate-limit reports seen in the log.", loss.get("reports")
+        )
+        yield from counter(
+            "log_time_steps_back",
+            "Times the log's time went back beyond the shortest rule window (windows re-based).",
+            _dict(st.get("time_steps")).get("back"),
         )
         if "state" in st:
             yield from gauge(

@@ -82,6 +82,16 @@ def warn_log_loss(ev: LogLoss, where: Where) -> None:
     )
 
 
+def warn_time_step(step: int, where: Where) -> None:
+    log.warning(
+        "log time went back %.0f s (%s:%d), beyond the shortest rule window: lines were "
+        "dated ahead; the windows forget what was counted after this line's time",
+        step / 1_000_000,
+        where.source,
+        where.lineno,
+    )
+
+
 class Flags:
     """What the signal handlers set; the loop acts on them."""
 
@@ -229,6 +239,7 @@ def _dry(
         settings,
         on_actions=printer,
         on_loss=warn_log_loss,
+        on_time_step=warn_time_step,
     )
 
     def apply(new: Settings) -> None:
@@ -265,6 +276,7 @@ def _live(
         settings,
         on_actions=switch.on_actions,
         on_loss=on_loss,
+        on_time_step=warn_time_step,
     )
     switch.pipeline = pipeline
     switch.tick()  # a latch from before a restart: stay tripped, act no more
