@@ -149,12 +149,16 @@ def test_storm_through_fetchmail_is_stopped_paged_held_and_rearmed(
         # Every storm message still queued ends up on hold (sweeps continue while tripped)...
         def all_held() -> list[dict[str, Any]] | None:
             queued = storm_queue(postfix)
-            return queued if queued and all(e["queue_name"] == "hold" for e in queued) else None
+            return queued if all(e["queue_name"] == "hold" for e in queued) else None
 
-        held = wait_for(
-            all_held, 30, "every storm message on hold", seen=lambda: storm_queue(postfix)
+        settled = wait_for(
+            lambda: (all_held(),) if all_held() is not None else None,
+            30,
+            "every storm message still queued on hold",
+            seen=lambda: storm_queue(postfix),
         )
-        assert held is not None
+        assert settled is not None
+        held = settled[0] or []
         # ...and nothing was deleted: every looping message either bounced, its bounce then
         # sent out or still queued, or it is still queued itself (soft-bounced). (A bounce
         # held while smtp was already delivering it is both: Postfix finishes the delivery.)

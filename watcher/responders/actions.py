@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # Safe to repeat: a freeze merges its values, a hold skips what is held, a second SIGINT
 # to a fetchmail still running is what an admin would send. The command may not be
 # idempotent and the page has its own retries: those run once.
-RETRYABLE = frozenset({"freeze-postfix", "hold-bounces", "stop-fetchmail"})
+RETRYABLE = frozenset({"contain-postfix", "freeze-postfix", "hold-bounces", "stop-fetchmail"})
 RETRY_FIRST_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
 
