@@ -250,8 +250,9 @@ def test_big_backlog_comes_in_bounded_batches_in_order(make: Factory, log_path: 
 
 
 def test_rename_rotation_finishes_the_old_file_first(make: Factory, log_path: Path) -> None:
+    now = [0.0]
     log_path.touch()
-    source = make()
+    source = make(clock=lambda: now[0])
     append(log_path, lines(2))
     assert drain(source) == names(2)
     rotated = log_path.with_name("mail.log.1")
@@ -268,8 +269,47 @@ def test_rename_rotation_finishes_the_old_file_first(make: Factory, log_path: Pa
     assert drain(source) == names(1, 5) + names(2, 6)
     counts = source.counters()
     assert counts["rotations"] == 1
+    assert counts["rotated_lines"] == 3
+    now[0] = 6.0  # the old file has been quiet for longer than rotated_quiet (5 s)...
+    assert drain(source) == []
     append(rotated, b"late line, never read\n")
-    assert drain(source) == []  # the old file was closed once the new one had data
+    assert drain(source) == []  # ...so it was closed
+
+
+def test_rotated_file_still_written_after_the_new_one_has_data(
+    make: Factory, log_path: Path
+) -> None:
+    """A second writer holds the renamed file open: read until it has been quiet 5 s."""
+    now = [0.0]
+    log_path.touch()
+    source = make(clock=lambda: now[0])
+    rotated = log_path.with_name("mail.log.1")
+    with log_path.open("ab") as second:
+        second.write(lines(2))
+        second.flush()
+        assert drain(source) == names(2)
+        log_path.rename(rotated)
+        append(log_path, lines(2, 100, "new"))  # the daemon has moved to the new file...
+        second.write(lines(2, 2))  # ...the second writer has not
+        second.flush()
+        assert drain(source) == names(2, 2) + names(2, 100, "new")  # the old file first
+        now[0] = 4.0
+        second.write(lines(1, 4))
+        second.flush()
+        assert drain(source) == names(1, 4)
+        now[0] = 9.0  # 5 s since its last data: not yet more than rotated_quiet
+        second.write(lines(1, 5))
+        second.flush()
+        assert drain(source) == names(1, 5)
+        now[0] = 14.5
+        assert drain(source) == []  # quiet for 5.5 s: closed
+        second.write(b"too late\n")
+        second.flush()
+    append(log_path, lines(1, 102, "new"))
+    assert drain(source) == names(1, 102, "new")
+    counts = source.counters()
+    assert counts["rotated_lines"] == 4
+    assert counts["lines"] == 9
 
 
 def test_rotated_file_closed_after_grace_without_new_data(make: Factory, log_path: Path) -> None:
@@ -290,13 +330,16 @@ def test_rotated_file_closed_after_grace_without_new_data(make: Factory, log_pat
 def test_last_line_without_newline_flushed_when_old_file_closes(
     make: Factory, log_path: Path
 ) -> None:
+    now = [0.0]
     log_path.touch()
-    source = make()
+    source = make(clock=lambda: now[0])
     append(log_path, b"complete\ncut short")
     assert drain(source) == ["complete"]
     log_path.rename(log_path.with_name("mail.log.1"))
     log_path.write_bytes(b"new\n")
-    assert drain(source) == ["cut short", "new"]
+    assert drain(source) == ["new"]  # a writer still holding the old file may finish it
+    now[0] = 6.0
+    assert drain(source) == ["cut short"]
     assert source.counters()["partial_lines_flushed"] == 1
 
 
@@ -425,6 +468,41 @@ def test_restart_resumes_exactly_after_the_commit(make: Factory, log_path: Path)
     source.close()
     append(log_path, lines(2, 5))
     assert drain(make()) == names(4, 3)
+
+
+@pytest.mark.parametrize("last", ["old", "new"])
+def test_restart_while_a_rotated_file_is_still_written(
+    make: Factory, log_path: Path, state_path: Path, last: str
+) -> None:
+    """Stopped in the grace period: both files resume at their own offsets, none twice."""
+    log_path.touch()
+    source = make()
+    rotated = log_path.with_name("mail.log.1")
+    with log_path.open("ab") as second:
+        second.write(lines(2))
+        second.flush()
+        assert drain(source, commit=True) == names(2)
+        log_path.rename(rotated)
+        append(log_path, lines(2, 100, "new"))
+        second.write(lines(2, 2))
+        second.flush()
+        assert drain(source, commit=True) == names(2, 2) + names(2, 100, "new")
+        if last == "old":  # the last batch before the stop ends in the rotated file
+            second.write(lines(1, 4))
+            second.flush()
+            assert drain(source, commit=True) == names(1, 4)
+        saved = json.loads(state_path.read_bytes())["file"]
+        assert len(saved["also"]) == 1  # the other file, at its own offset
+        assert {saved["ino"], saved["also"][0]["ino"]} == {
+            rotated.stat().st_ino,
+            log_path.stat().st_ino,
+        }
+        source.close()
+        # while stopped: both writers go on
+        second.write(lines(2, 10))
+        second.flush()
+    append(log_path, lines(2, 200, "new"))
+    assert drain(make()) == names(2, 10) + names(2, 200, "new")  # the rotated file first
 
 
 def test_restart_after_rename_while_stopped_finishes_the_rotated_file(
