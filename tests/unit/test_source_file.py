@@ -450,6 +450,13 @@ def test_absent_file_is_awaited_and_read_from_start(
     assert drain(restarted) == names(2)
 
 
+def test_not_waiting_for_the_file_after_a_clean_stop(make: Factory, log_path: Path) -> None:
+    source = make()  # the file is absent
+    assert source.counters()["waiting_for_file"] == 1
+    source.close()
+    assert source.counters()["waiting_for_file"] == 0  # the last status written says so
+
+
 def test_absent_at_first_start_then_appeared_while_stopped(make: Factory, log_path: Path) -> None:
     make().close()
     log_path.write_bytes(lines(2))

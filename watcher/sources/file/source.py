@@ -199,7 +199,8 @@ class FileSource:
         counts = dict(self._counts)
         counts["commits"] = self._checkpoint.commits
         counts["checkpoints_corrupt"] = self._checkpoint.corrupt
-        counts["waiting_for_file"] = int(self._opened and self._files.current is None)
+        following = self._opened and not self._closed  # not after a clean stop
+        counts["waiting_for_file"] = int(following and self._files.current is None)
         counts["inotify"] = int(self._watch.event_driven)
         return counts
 
