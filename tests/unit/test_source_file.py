@@ -457,6 +457,45 @@ def test_not_waiting_for_the_file_after_a_clean_stop(make: Factory, log_path: Pa
     assert source.counters()["waiting_for_file"] == 0  # the last status written says so
 
 
+def test_cannot_open_is_logged_once_per_change(
+    make: Factory,
+    log_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unreadable file is polled for, but said once: again when the error changes or ends."""
+    caplog.set_level(logging.INFO, logger="watcher.sources.file")
+    real_open = os.open
+    error = [errno.EACCES]
+
+    def refusing_open(path: Any, flags: int, *args: Any) -> int:
+        if os.fspath(path) == str(log_path) and error[0]:
+            raise OSError(error[0], os.strerror(error[0]), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    log_path.write_bytes(lines(1))
+    source = make()
+    for _ in range(5):
+        assert drain(source) == []
+    assert caplog.text.count("cannot open") == 1
+    error[0] = errno.EIO
+    for _ in range(3):
+        assert drain(source) == []
+    assert caplog.text.count("cannot open") == 2
+    assert caplog.text.count("Input/output error") == 1
+    error[0] = 0
+    append(log_path, lines(1, 1))
+    assert drain(source) == names(2)  # read from the start, as a file that appeared
+    assert "can be opened again" in caplog.text
+    error[0] = errno.EACCES
+    log_path.unlink()
+    log_path.write_bytes(lines(1, 2))  # another file: opened anew, refused anew
+    for _ in range(3):
+        drain(source)
+    assert caplog.text.count("cannot open") == 3
+
+
 def test_absent_at_first_start_then_appeared_while_stopped(make: Factory, log_path: Path) -> None:
     make().close()
     log_path.write_bytes(lines(2))

@@ -46,7 +46,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Final
 
 from watcher.sources.file.position import FINGERPRINT_BYTES, Checkpoint
-from watcher.sources.file.tail import Tail, open_tail
+from watcher.sources.file.tail import Tail, Trouble, open_tail
 from watcher.sources.file.wake import Wakeup
 
 log = logging.getLogger(__name__)
@@ -84,12 +84,17 @@ class RotationTracker:
         self._on_new_file = on_new_file
         self._clock = clock
         self._absent_logged = False
+        self._trouble = Trouble(name)  # cannot stat or open the path: said once per change
         # (dev, ino) -> first bytes of the files followed and closed since, oldest first
         self._closed_heads: dict[tuple[int, int], bytes] = {}
 
     def open(self, path: str, *, quiet: bool = False) -> Tail | None:
-        """Open ``path`` at offset 0, or None if it is not there (see :func:`open_tail`)."""
-        return open_tail(path, name=self._name, clock=self._clock, quiet=quiet)
+        """Open ``path`` at offset 0, or None if it is not there (see :func:`open_tail`).
+
+        Problems with the followed path are logged once per change.
+        """
+        trouble = self._trouble if path == self.path else None
+        return open_tail(path, name=self._name, clock=self._clock, quiet=quiet, trouble=trouble)
 
     def retire(self, tail: Tail) -> None:
         """Read ``tail`` to its end before the current file."""
@@ -130,7 +135,9 @@ class RotationTracker:
             st = os.stat(self.path)
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                log.warning("%s: cannot stat: %s", self._name, exc)
+                self._trouble.report(logging.WARNING, f"cannot stat: {exc}")
+            else:
+                self._trouble.current = None  # absent is said by note_absent
             st = None
         current = self.current
         if st is None:
@@ -142,6 +149,7 @@ class RotationTracker:
             self.note_absent()
             return
         if current is not None and (st.st_dev, st.st_ino) == (current.dev, current.ino):
+            self._trouble.over("can be looked at again")
             return
         tail = self.open(self.path)
         if tail is None:

@@ -77,27 +77,66 @@ class Tail:
             os.close(self.fd)
 
 
+class Trouble:
+    """A problem with the followed path, logged once while it lasts.
+
+    The source looks at the path at every poll; a file it cannot open would
+    otherwise be logged at every poll. Logged again only when the problem
+    changes, and :meth:`over` says when it is gone.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self.current: str | None = None
+
+    def report(self, level: int, text: str) -> None:
+        if text != self.current:
+            self.current = text
+            log.log(level, "%s: %s", self._name, text)
+
+    def over(self, text: str) -> None:
+        if self.current is not None:
+            self.current = None
+            log.info("%s: %s", self._name, text)
+
+
 def open_tail(
-    path: str, *, name: str, clock: Callable[[], float], quiet: bool = False
+    path: str,
+    *,
+    name: str,
+    clock: Callable[[], float],
+    quiet: bool = False,
+    trouble: Trouble | None = None,
 ) -> Tail | None:
     """Open ``path`` for reading at offset 0, or return None if it is not there.
 
     ``name`` (the source's) prefixes the log messages; ``quiet`` keeps them back
-    for files that are only candidates (rotated siblings).
+    for files that are only candidates (rotated siblings); ``trouble``, if
+    given, logs them once per change instead of at every call.
     """
+
+    def problem(level: int, text: str) -> None:
+        if quiet:
+            return
+        if trouble is not None:
+            trouble.report(level, text)
+        else:
+            log.log(level, "%s: %s", name, text)
+
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError as exc:
-        if exc.errno != errno.ENOENT and not quiet:
-            log.warning("%s: cannot open %s: %s", name, path, exc)
+        if exc.errno != errno.ENOENT:
+            problem(logging.WARNING, f"cannot open {path}: {exc}")
         return None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            if not quiet:
-                log.error("%s: %s is not a regular file", name, path)
+            problem(logging.ERROR, f"{path} is not a regular file")
             os.close(fd)
             return None
+        if trouble is not None and not quiet:
+            trouble.over(f"{path} can be opened again")
         return Tail(fd, path, st, clock())
     except BaseException:
         os.close(fd)
