@@ -382,3 +382,73 @@ def test_concurrent_writer_rotations_and_restarts(tmp_path: Path, inotify: bool)
         "copytruncate windows: the test's model of logrotate is wrong"
     )
     check(consumer.seen, present, lost, writer.seq)
+
+
+# ------------------------------------------------------ a second writer
+
+
+@pytest.mark.parametrize("inotify", [True, False], ids=["inotify", "polling"])
+def test_second_writer_keeps_writing_the_renamed_file(tmp_path: Path, inotify: bool) -> None:
+    """10,000 lines, half of them by a second writer that never reopens the log.
+
+    The daemon moves to the new file at the rename; the second writer (a second
+    process, or rsyslog before its HUP) goes on appending to ``mail.log.1``
+    during and after the rotation, and the source is restarted while it does.
+    The rotated file is drained until it has gone quiet: every line is read once.
+    """
+    per_writer = 5000
+    log = tmp_path / "log" / "mail.log"
+    log.parent.mkdir()
+    create_empty(log)
+    daemon = Writer(log, random.Random(11))
+    second = Writer(log, random.Random(12))
+    second.seq = per_writer  # 5000..9999; the daemon writes 0..4999
+    consumer = Consumer(log, tmp_path / "state" / "mail.json", inotify=inotify)
+    consumer.start()
+    stop = threading.Event()
+    pace = random.Random(13)
+
+    def write_second() -> None:
+        while second.seq < 2 * per_writer and not stop.is_set():
+            second.write(min(pace.randrange(1, 8), 2 * per_writer - second.seq))
+            stop.wait(0.001)
+
+    thread = threading.Thread(target=write_second, name="second-writer")
+    thread.start()
+    rotated = restarted = False
+    at_rename = 0
+    try:
+        while daemon.seq < per_writer or thread.is_alive():
+            if daemon.seq < per_writer:
+                daemon.write(min(3, per_writer - daemon.seq))
+            consumer.poll(0.002)
+            if not rotated and second.seq >= per_writer + 1000:
+                log.rename(log.with_name("mail.log.1"))
+                daemon.write(2)  # before its HUP, the daemon too writes the old file
+                create_empty(log)
+                daemon.reopen()
+                rotated = True
+                at_rename = second.seq
+            elif rotated and not restarted and second.seq >= per_writer + 2500:
+                consumer.stop()  # in the grace period: two files open, two offsets
+                consumer.start()
+                restarted = True
+        assert rotated
+        assert restarted
+        assert second.seq - at_rename > 3000, "the second writer wrote too little after the rename"
+        deadline = time.monotonic() + 15
+        while len(consumer.seen) < 2 * per_writer and time.monotonic() < deadline:
+            consumer.poll(0.05)
+        consumer.drain()
+        assert consumer.source is not None
+        counts = consumer.source.counters()
+    finally:
+        stop.set()
+        thread.join()
+        if consumer.source is not None:
+            consumer.stop()
+        daemon.close()
+        second.close()
+
+    check(consumer.seen, set(range(2 * per_writer)), set(), 2 * per_writer)
+    assert counts["rotated_lines"] > 0

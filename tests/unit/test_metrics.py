@@ -99,7 +99,11 @@ def test_checkpoint_age_and_read_errors_per_source() -> None:
         {
             "state": "armed",
             "sources": {
-                "file:/var/log/mail.log": {"checkpoint_age_seconds": 0.4, "read_errors": 2},
+                "file:/var/log/mail.log": {
+                    "checkpoint_age_seconds": 0.4,
+                    "read_errors": 2,
+                    "rotated_lines": 7,
+                },
                 "journal": {"checkpoint_age_seconds": 12.5},
             },
         }
@@ -113,6 +117,10 @@ def test_checkpoint_age_and_read_errors_per_source() -> None:
     assert (
         got[("stormwatch_source_read_errors_total", (("source", "file:/var/log/mail.log"),))] == 2
     )
+    assert (
+        got[("stormwatch_source_rotated_lines_total", (("source", "file:/var/log/mail.log"),))] == 7
+    )
+    assert ("stormwatch_source_rotated_lines_total", (("source", "journal"),)) not in got
     assert not [k for k in got if k[0].startswith("stormwatch_events_by_kind")]  # no producer
 
 

@@ -250,8 +250,9 @@ def test_big_backlog_comes_in_bounded_batches_in_order(make: Factory, log_path: 
 
 
 def test_rename_rotation_finishes_the_old_file_first(make: Factory, log_path: Path) -> None:
+    now = [0.0]
     log_path.touch()
-    source = make()
+    source = make(clock=lambda: now[0])
     append(log_path, lines(2))
     assert drain(source) == names(2)
     rotated = log_path.with_name("mail.log.1")
@@ -268,8 +269,47 @@ def test_rename_rotation_finishes_the_old_file_first(make: Factory, log_path: Pa
     assert drain(source) == names(1, 5) + names(2, 6)
     counts = source.counters()
     assert counts["rotations"] == 1
+    assert counts["rotated_lines"] == 3
+    now[0] = 6.0  # the old file has been quiet for longer than rotated_quiet (5 s)...
+    assert drain(source) == []
     append(rotated, b"late line, never read\n")
-    assert drain(source) == []  # the old file was closed once the new one had data
+    assert drain(source) == []  # ...so it was closed
+
+
+def test_rotated_file_still_written_after_the_new_one_has_data(
+    make: Factory, log_path: Path
+) -> None:
+    """A second writer holds the renamed file open: read until it has been quiet 5 s."""
+    now = [0.0]
+    log_path.touch()
+    source = make(clock=lambda: now[0])
+    rotated = log_path.with_name("mail.log.1")
+    with log_path.open("ab") as second:
+        second.write(lines(2))
+        second.flush()
+        assert drain(source) == names(2)
+        log_path.rename(rotated)
+        append(log_path, lines(2, 100, "new"))  # the daemon has moved to the new file...
+        second.write(lines(2, 2))  # ...the second writer has not
+        second.flush()
+        assert drain(source) == names(2, 2) + names(2, 100, "new")  # the old file first
+        now[0] = 4.0
+        second.write(lines(1, 4))
+        second.flush()
+        assert drain(source) == names(1, 4)
+        now[0] = 9.0  # 5 s since its last data: not yet more than rotated_quiet
+        second.write(lines(1, 5))
+        second.flush()
+        assert drain(source) == names(1, 5)
+        now[0] = 14.5
+        assert drain(source) == []  # quiet for 5.5 s: closed
+        second.write(b"too late\n")
+        second.flush()
+    append(log_path, lines(1, 102, "new"))
+    assert drain(source) == names(1, 102, "new")
+    counts = source.counters()
+    assert counts["rotated_lines"] == 4
+    assert counts["lines"] == 9
 
 
 def test_rotated_file_closed_after_grace_without_new_data(make: Factory, log_path: Path) -> None:
@@ -290,13 +330,16 @@ def test_rotated_file_closed_after_grace_without_new_data(make: Factory, log_pat
 def test_last_line_without_newline_flushed_when_old_file_closes(
     make: Factory, log_path: Path
 ) -> None:
+    now = [0.0]
     log_path.touch()
-    source = make()
+    source = make(clock=lambda: now[0])
     append(log_path, b"complete\ncut short")
     assert drain(source) == ["complete"]
     log_path.rename(log_path.with_name("mail.log.1"))
     log_path.write_bytes(b"new\n")
-    assert drain(source) == ["cut short", "new"]
+    assert drain(source) == ["new"]  # a writer still holding the old file may finish it
+    now[0] = 6.0
+    assert drain(source) == ["cut short"]
     assert source.counters()["partial_lines_flushed"] == 1
 
 
@@ -407,6 +450,52 @@ def test_absent_file_is_awaited_and_read_from_start(
     assert drain(restarted) == names(2)
 
 
+def test_not_waiting_for_the_file_after_a_clean_stop(make: Factory, log_path: Path) -> None:
+    source = make()  # the file is absent
+    assert source.counters()["waiting_for_file"] == 1
+    source.close()
+    assert source.counters()["waiting_for_file"] == 0  # the last status written says so
+
+
+def test_cannot_open_is_logged_once_per_change(
+    make: Factory,
+    log_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unreadable file is polled for, but said once: again when the error changes or ends."""
+    caplog.set_level(logging.INFO, logger="watcher.sources.file")
+    real_open = os.open
+    error = [errno.EACCES]
+
+    def refusing_open(path: Any, flags: int, *args: Any) -> int:
+        if os.fspath(path) == str(log_path) and error[0]:
+            raise OSError(error[0], os.strerror(error[0]), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    log_path.write_bytes(lines(1))
+    source = make()
+    for _ in range(5):
+        assert drain(source) == []
+    assert caplog.text.count("cannot open") == 1
+    error[0] = errno.EIO
+    for _ in range(3):
+        assert drain(source) == []
+    assert caplog.text.count("cannot open") == 2
+    assert caplog.text.count("Input/output error") == 1
+    error[0] = 0
+    append(log_path, lines(1, 1))
+    assert drain(source) == names(2)  # read from the start, as a file that appeared
+    assert "can be opened again" in caplog.text
+    error[0] = errno.EACCES
+    log_path.unlink()
+    log_path.write_bytes(lines(1, 2))  # another file: opened anew, refused anew
+    for _ in range(3):
+        drain(source)
+    assert caplog.text.count("cannot open") == 3
+
+
 def test_absent_at_first_start_then_appeared_while_stopped(make: Factory, log_path: Path) -> None:
     make().close()
     log_path.write_bytes(lines(2))
@@ -425,6 +514,41 @@ def test_restart_resumes_exactly_after_the_commit(make: Factory, log_path: Path)
     source.close()
     append(log_path, lines(2, 5))
     assert drain(make()) == names(4, 3)
+
+
+@pytest.mark.parametrize("last", ["old", "new"])
+def test_restart_while_a_rotated_file_is_still_written(
+    make: Factory, log_path: Path, state_path: Path, last: str
+) -> None:
+    """Stopped in the grace period: both files resume at their own offsets, none twice."""
+    log_path.touch()
+    source = make()
+    rotated = log_path.with_name("mail.log.1")
+    with log_path.open("ab") as second:
+        second.write(lines(2))
+        second.flush()
+        assert drain(source, commit=True) == names(2)
+        log_path.rename(rotated)
+        append(log_path, lines(2, 100, "new"))
+        second.write(lines(2, 2))
+        second.flush()
+        assert drain(source, commit=True) == names(2, 2) + names(2, 100, "new")
+        if last == "old":  # the last batch before the stop ends in the rotated file
+            second.write(lines(1, 4))
+            second.flush()
+            assert drain(source, commit=True) == names(1, 4)
+        saved = json.loads(state_path.read_bytes())["file"]
+        assert len(saved["also"]) == 1  # the other file, at its own offset
+        assert {saved["ino"], saved["also"][0]["ino"]} == {
+            rotated.stat().st_ino,
+            log_path.stat().st_ino,
+        }
+        source.close()
+        # while stopped: both writers go on
+        second.write(lines(2, 10))
+        second.flush()
+    append(log_path, lines(2, 200, "new"))
+    assert drain(make()) == names(2, 10) + names(2, 200, "new")  # the rotated file first
 
 
 def test_restart_after_rename_while_stopped_finishes_the_rotated_file(

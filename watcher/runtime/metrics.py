@@ -201,11 +201,17 @@ class _StatusCollector(Collector):
             errors = CounterMetricFamily(
                 f"{PREFIX}_source_read_errors", "Read errors per source.", labels=["source"]
             )
+            rotated = CounterMetricFamily(
+                f"{PREFIX}_source_rotated_lines",
+                "Lines read from a file after it was rotated away (a writer still had it open).",
+                labels=["source"],
+            )
             for name, src in sorted(sources.items()):
                 values = _dict(src)
                 _add(age, name, values.get("checkpoint_age_seconds"))
                 _add(errors, name, values.get("read_errors"))
-            yield from (age, errors)
+                _add(rotated, name, values.get("rotated_lines"))
+            yield from (age, errors, rotated)
 
 
 @dataclass(slots=True)

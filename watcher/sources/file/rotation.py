@@ -5,10 +5,18 @@ open (``stat()`` of the path) and whether that file shrank or changed its first
 bytes (``fstat()``, ``pread()``):
 
 * **rename** (logrotate ``create``, ``postfix logrotate``) and **symlink swap**:
-  the path now names another file. The old descriptor is kept open and read to
-  its end *before* anything of the new file, and closed only once the new file
-  has data (a writer that writes to the new file has stopped writing to the
-  old one) or the old file has been idle for ``rotate_grace`` seconds.
+  the path now names another file. The old descriptor is kept open and read
+  to its end *before* anything of the new file at each look, and closed only
+  once it has had no new data for ``rotated_quiet`` seconds (5) after the new
+  file got data, or for ``rotate_grace`` seconds (300) while the new file is
+  still empty. A writer may well go on writing the old file after the new one
+  has data (a second process that opened it, rsyslog before its HUP): as
+  Vector and Filebeat do, the old file is drained until it has gone quiet.
+  Its lines and the new file's then come interleaved, in the order read;
+  the positions carry both files' offsets (see
+  :mod:`~watcher.sources.file.position`). Lines read from rotated files are
+  counted (``rotated_lines``). What reaches the old file after it was closed
+  is not read.
 * **delete and recreate**: same as rename; the deleted file stays readable
   through the open descriptor.
 * **copytruncate**: the file shrank, or its first bytes changed. The source
@@ -34,11 +42,11 @@ import errno
 import glob
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Final
 
 from watcher.sources.file.position import FINGERPRINT_BYTES, Checkpoint
-from watcher.sources.file.tail import Tail, open_tail
+from watcher.sources.file.tail import Tail, Trouble, open_tail
 from watcher.sources.file.wake import Wakeup
 
 log = logging.getLogger(__name__)
@@ -76,12 +84,17 @@ class RotationTracker:
         self._on_new_file = on_new_file
         self._clock = clock
         self._absent_logged = False
+        self._trouble = Trouble(name)  # cannot stat or open the path: said once per change
         # (dev, ino) -> first bytes of the files followed and closed since, oldest first
         self._closed_heads: dict[tuple[int, int], bytes] = {}
 
     def open(self, path: str, *, quiet: bool = False) -> Tail | None:
-        """Open ``path`` at offset 0, or None if it is not there (see :func:`open_tail`)."""
-        return open_tail(path, name=self._name, clock=self._clock, quiet=quiet)
+        """Open ``path`` at offset 0, or None if it is not there (see :func:`open_tail`).
+
+        Problems with the followed path are logged once per change.
+        """
+        trouble = self._trouble if path == self.path else None
+        return open_tail(path, name=self._name, clock=self._clock, quiet=quiet, trouble=trouble)
 
     def retire(self, tail: Tail) -> None:
         """Read ``tail`` to its end before the current file."""
@@ -122,7 +135,9 @@ class RotationTracker:
             st = os.stat(self.path)
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                log.warning("%s: cannot stat: %s", self._name, exc)
+                self._trouble.report(logging.WARNING, f"cannot stat: {exc}")
+            else:
+                self._trouble.current = None  # absent is said by note_absent
             st = None
         current = self.current
         if st is None:
@@ -134,6 +149,7 @@ class RotationTracker:
             self.note_absent()
             return
         if current is not None and (st.st_dev, st.st_ino) == (current.dev, current.ino):
+            self._trouble.over("can be looked at again")
             return
         tail = self.open(self.path)
         if tail is None:
@@ -175,6 +191,7 @@ class RotationTracker:
         copy = self._find_copy(tail)
         if copy is not None:
             copy.read_off, copy.buf, copy.cut = tail.read_off, tail.buf, tail.cut
+            copy.line_end = tail.line_end
             self.retire(copy)
             log.warning(
                 "%s: truncated (copytruncate); finishing the copy %s from offset %d first",
@@ -237,15 +254,18 @@ class RotationTracker:
 
     # --------------------------------------------------------------- finding
 
-    def find_rotated(self, cp: Checkpoint, exclude: tuple[int, int] | None) -> Tail | None:
-        """The rotated sibling holding the checkpointed file: by inode first, then by content."""
+    def find_rotated(self, cp: Checkpoint, exclude: Collection[tuple[int, int]]) -> Tail | None:
+        """The rotated sibling holding the checkpointed file: by inode first, then by content.
+
+        ``exclude``: (device, inode) of the files already claimed.
+        """
         by_content: Tail | None = None
         for sibling in self._siblings():
             tail = self.open(sibling, quiet=True)
             if tail is None:
                 continue
             usable = (
-                (tail.dev, tail.ino) != exclude
+                (tail.dev, tail.ino) not in exclude
                 and cp.matches(tail.head)
                 and tail.size() >= cp.offset
             )

@@ -19,7 +19,12 @@ Checkpoint and restart
   look for it among the rotated siblings, first by inode and fingerprint, then
   by fingerprint alone (the copy made by copytruncate), finish it from the
   offset, then read the current file from 0; if it is not found, say so
-  (``checkpoints_lost``) and read the current file from 0.
+  (``checkpoints_lost``) and read the current file from 0;
+* stopped during a rotation (a rotated file was still being drained): the
+  checkpoint names every open file with its own offset (``also``, see
+  :mod:`~watcher.sources.file.position`); each is resumed where its lines
+  stopped, the rotated ones first, so a restart in the grace period neither
+  loses nor repeats a line of either file.
 
 Delivery is at-least-once: lines after the last committed position are read
 again after a restart. A consumer that commits the last position of every
@@ -41,9 +46,15 @@ from watchdog.observers import Observer
 
 from watcher.sources.base import Item
 from watcher.sources.checkpoint import CheckpointFile
-from watcher.sources.file.position import Checkpoint, FilePosition, parse_state, state_fields
+from watcher.sources.file.position import (
+    Checkpoint,
+    FilePosition,
+    Others,
+    parse_state,
+    state_fields,
+)
 from watcher.sources.file.rotation import RotationTracker
-from watcher.sources.file.tail import LineReader, last_line_end
+from watcher.sources.file.tail import LineReader, Tail, last_line_end
 from watcher.sources.file.wake import (
     DirectoryWatch,
     MountLister,
@@ -51,11 +62,13 @@ from watcher.sources.file.wake import (
     Wakeup,
     list_mounts,
 )
+from watcher.sources.lines import MAX_LINE
 from watcher.state.files import StateError
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION: Final = 1
+ROTATED_QUIET: Final = 5.0  # seconds without new data before a rotated file is closed
 
 
 class FileSource:
@@ -68,18 +81,21 @@ class FileSource:
         *,
         start_at_end_first_time: bool = True,
         use_inotify: bool | None = None,
-        max_line: int = 65536,
+        max_line: int = MAX_LINE,
         poll_interval: float = 1.0,
         rotated_suffixes: Sequence[str] = (".1",),  # e.g. (".1", "-[0-9]*") for dateext
         rotate_grace: float = 300.0,
+        rotated_quiet: float = ROTATED_QUIET,
         chunk_size: int = 256 * 1024,
         max_batch_bytes: int = 4 * 1024 * 1024,
         observer_factory: ObserverFactory = Observer,
         mounts: MountLister = list_mounts,
-        clock: Callable[[], float] = time.monotonic,  # for rotate_grace
+        clock: Callable[[], float] = time.monotonic,  # for rotate_grace and rotated_quiet
     ) -> None:
         if max_line < 1 or chunk_size < 1 or max_batch_bytes < 1 or poll_interval <= 0:
             raise ValueError("max_line, chunk_size, max_batch_bytes and poll_interval must be > 0")
+        if rotated_quiet < 0 or rotate_grace < rotated_quiet:
+            raise ValueError("need 0 <= rotated_quiet <= rotate_grace")
         self.path = os.path.abspath(os.fspath(path))
         self.name = f"file:{self.path}"
         self._checkpoint = CheckpointFile(
@@ -89,6 +105,7 @@ class FileSource:
         self._start_at_end = start_at_end_first_time
         self._max_line = max_line
         self._rotate_grace = rotate_grace
+        self._rotated_quiet = rotated_quiet
         self._max_batch = max_batch_bytes
         self._clock = clock
         self._opened = False
@@ -97,6 +114,7 @@ class FileSource:
             (
                 "lines",
                 "bytes",
+                "rotated_lines",
                 "rotations",
                 "truncations",
                 "long_lines_cut",
@@ -181,7 +199,8 @@ class FileSource:
         counts = dict(self._counts)
         counts["commits"] = self._checkpoint.commits
         counts["checkpoints_corrupt"] = self._checkpoint.corrupt
-        counts["waiting_for_file"] = int(self._opened and self._files.current is None)
+        following = self._opened and not self._closed  # not after a clean stop
+        counts["waiting_for_file"] = int(following and self._files.current is None)
         counts["inotify"] = int(self._watch.event_driven)
         return counts
 
@@ -231,19 +250,38 @@ class FileSource:
         log.info("%s: first start, reading from offset %d of %d", self.name, offset, size)
         self._checkpoint.save_first(self._state(Checkpoint.of(FilePosition(tail.key, offset))))
 
-    def _resume(self, cp: Checkpoint) -> None:
+    def _resume(self, saved: Checkpoint) -> None:
         files = self._files
         tail = files.open(self.path)
-        if tail is not None and tail.ino == cp.ino and cp.matches(tail.head):
+        checkpoints = saved.all()  # more than one if stopped during a rotation
+        at_path: Checkpoint | None = None
+        if tail is not None:
             size = tail.size()
-            if size >= cp.offset:
-                tail.restart_at(cp.offset)
-                files.current = tail
-                log.info("%s: resuming at offset %d of %d", self.name, cp.offset, size)
-                return
-        exclude = (tail.dev, tail.ino) if tail is not None else None
-        rotated = files.find_rotated(cp, exclude)
+            at_path = next(
+                (
+                    cp
+                    for cp in checkpoints
+                    if tail.ino == cp.ino and cp.matches(tail.head) and size >= cp.offset
+                ),
+                None,
+            )
+        claimed = {(tail.dev, tail.ino)} if tail is not None else set()
+        for cp in checkpoints:
+            if cp is not at_path:
+                self._resume_rotated(cp, claimed)
+        if tail is not None and at_path is not None:
+            tail.restart_at(at_path.offset)
+            log.info("%s: resuming at offset %d of %d", self.name, at_path.offset, tail.size())
+        files.current = tail
+        if tail is None:
+            files.note_absent()
+
+    def _resume_rotated(self, cp: Checkpoint, claimed: set[tuple[int, int]]) -> None:
+        """Finish, before the file at the path, a checkpointed file that is no longer there."""
+        files = self._files
+        rotated = files.find_rotated(cp, claimed)
         if rotated is not None:
+            claimed.add((rotated.dev, rotated.ino))
             rotated.restart_at(cp.offset)
             files.retire(rotated)
             log.info(
@@ -252,20 +290,17 @@ class FileSource:
                 rotated.path,
                 cp.offset,
             )
-        else:
-            self._counts["checkpoints_lost"] += 1
-            log.warning(
-                "%s: the checkpointed file (inode %d, offset %d) is neither %s nor a "
-                "rotated sibling (%s): lines written to it after the checkpoint were missed",
-                self.name,
-                cp.ino,
-                cp.offset,
-                self.path,
-                files.describe_siblings(),
-            )
-        files.current = tail
-        if tail is None:
-            files.note_absent()
+            return
+        self._counts["checkpoints_lost"] += 1
+        log.warning(
+            "%s: the checkpointed file (inode %d, offset %d) is neither %s nor a "
+            "rotated sibling (%s): lines written to it after the checkpoint were missed",
+            self.name,
+            cp.ino,
+            cp.offset,
+            self.path,
+            files.describe_siblings(),
+        )
 
     def _state(self, checkpoint: Checkpoint | None) -> dict[str, object]:
         return state_fields(self.path, checkpoint)
@@ -281,16 +316,35 @@ class FileSource:
             files.check_truncation(current)
         budget = self._max_batch
         if files.old:
-            # Decide before draining: once the new file has data, the writer has left the old one.
+            # Decided before draining. Once the new file has data the daemon has moved
+            # to it, but another writer may still hold the old one open (a second
+            # process, rsyslog before its HUP): a rotated file is closed only after
+            # rotated_quiet seconds without new data, or rotate_grace while the new
+            # file is still empty.
             current_has_data = current is not None and (current.read_off > 0 or current.size() > 0)
+            quiet = self._rotated_quiet if current_has_data else self._rotate_grace
             now = self._clock()
             for old in list(files.old):
-                budget -= self._reader.read(old, items, budget)
+                budget -= self._reader.read(old, items, budget, self._others(old))
                 if budget <= 0:
-                    return items
-                if current_has_data or now - old.last_data > self._rotate_grace:
-                    self._reader.flush(old, items)
+                    break
+                if now - old.last_data > quiet:
+                    self._reader.flush(old, items, self._others(old))
                     files.done(old)
+            self._counts["rotated_lines"] += len(items)
+            if budget <= 0:
+                return items
         if current is not None:
-            self._reader.read(current, items, budget)
+            self._reader.read(current, items, budget, self._others(current))
         return items
+
+    def _others(self, tail: Tail) -> Others:
+        """The other open files and how far their lines went: for ``tail``'s positions."""
+        files = self._files
+        if not files.old:
+            return ()
+        return tuple(
+            (other.key, other.line_end)
+            for other in (*files.old, files.current)
+            if other is not None and other is not tail
+        )

@@ -6,8 +6,9 @@ fingerprint, see :mod:`watcher.sources.file.position`). A :class:`LineReader`
 reads a tail's new bytes with ``pread()``, a chunk at a time, and splits them on
 ``b"\\n"``: each complete line becomes a :class:`~watcher.sources.base.TextLine`
 whose position is just after its newline. A line longer than ``max_line`` is cut
-to its first ``max_line`` bytes and the rest skipped up to its newline; bytes
-that are not UTF-8 are replaced (``U+FFFD``) and counted.
+to its first ``max_line`` bytes and the rest skipped up to its newline
+(:mod:`watcher.sources.lines`, shared with replay); bytes that are not UTF-8
+are replaced (``U+FFFD``) and counted.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import stat
 from collections.abc import Callable
 
 from watcher.sources.base import Item, TextLine
-from watcher.sources.file.position import FINGERPRINT_BYTES, FileKey, FilePosition
+from watcher.sources.file.position import FINGERPRINT_BYTES, FileKey, FilePosition, Others
+from watcher.sources.lines import split_lines
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class Tail:
         "ino",
         "key",
         "last_data",
+        "line_end",
         "path",
         "read_off",
     )
@@ -48,6 +51,7 @@ class Tail:
         self.dev = st.st_dev
         self.ino = st.st_ino
         self.read_off = 0
+        self.line_end = 0  # just after the last line delivered (or the offset restarted at)
         self.buf = b""  # bytes of the incomplete last line, ending at read_off
         self.cut: bytes | None = None  # kept start of an over-long line whose rest is skipped
         self.head = os.pread(fd, FINGERPRINT_BYTES, 0)
@@ -64,7 +68,7 @@ class Tail:
         self.key = FileKey(self.dev, self.ino, head)
 
     def restart_at(self, offset: int) -> None:
-        self.read_off = offset
+        self.read_off = self.line_end = offset
         self.buf = b""
         self.cut = None
 
@@ -73,27 +77,66 @@ class Tail:
             os.close(self.fd)
 
 
+class Trouble:
+    """A problem with the followed path, logged once while it lasts.
+
+    The source looks at the path at every poll; a file it cannot open would
+    otherwise be logged at every poll. Logged again only when the problem
+    changes, and :meth:`over` says when it is gone.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self.current: str | None = None
+
+    def report(self, level: int, text: str) -> None:
+        if text != self.current:
+            self.current = text
+            log.log(level, "%s: %s", self._name, text)
+
+    def over(self, text: str) -> None:
+        if self.current is not None:
+            self.current = None
+            log.info("%s: %s", self._name, text)
+
+
 def open_tail(
-    path: str, *, name: str, clock: Callable[[], float], quiet: bool = False
+    path: str,
+    *,
+    name: str,
+    clock: Callable[[], float],
+    quiet: bool = False,
+    trouble: Trouble | None = None,
 ) -> Tail | None:
     """Open ``path`` for reading at offset 0, or return None if it is not there.
 
     ``name`` (the source's) prefixes the log messages; ``quiet`` keeps them back
-    for files that are only candidates (rotated siblings).
+    for files that are only candidates (rotated siblings); ``trouble``, if
+    given, logs them once per change instead of at every call.
     """
+
+    def problem(level: int, text: str) -> None:
+        if quiet:
+            return
+        if trouble is not None:
+            trouble.report(level, text)
+        else:
+            log.log(level, "%s: %s", name, text)
+
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError as exc:
-        if exc.errno != errno.ENOENT and not quiet:
-            log.warning("%s: cannot open %s: %s", name, path, exc)
+        if exc.errno != errno.ENOENT:
+            problem(logging.WARNING, f"cannot open {path}: {exc}")
         return None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            if not quiet:
-                log.error("%s: %s is not a regular file", name, path)
+            problem(logging.ERROR, f"{path} is not a regular file")
             os.close(fd)
             return None
+        if trouble is not None and not quiet:
+            trouble.over(f"{path} can be opened again")
         return Tail(fd, path, st, clock())
     except BaseException:
         os.close(fd)
@@ -132,8 +175,12 @@ class LineReader:
         self._counts = counts
         self._clock = clock
 
-    def read(self, tail: Tail, items: list[Item], budget: int) -> int:
-        """Append the complete lines of ``tail``'s new bytes; return the bytes read."""
+    def read(self, tail: Tail, items: list[Item], budget: int, others: Others = ()) -> int:
+        """Append the complete lines of ``tail``'s new bytes; return the bytes read.
+
+        ``others`` goes into every position made: where the other files still
+        open were, at the time, after their last line delivered.
+        """
         available = tail.size() - tail.read_off
         if available <= 0:
             return 0
@@ -149,45 +196,36 @@ class LineReader:
                 head = os.pread(tail.fd, FINGERPRINT_BYTES, 0)
                 if head.startswith(tail.head):
                     tail.set_head(head)
-            self._split(tail, data, items)
+            self._split(tail, data, items, others)
         if done:
             tail.last_data = self._clock()
             self._counts["bytes"] += done
         return done
 
-    def flush(self, tail: Tail, items: list[Item]) -> None:
+    def flush(self, tail: Tail, items: list[Item], others: Others = ()) -> None:
         """Deliver a last line that never got its newline (the file is done with)."""
         partial = tail.cut if tail.cut is not None else tail.buf
         if partial:
             self._counts["partial_lines_flushed"] += 1
             self._counts["lines"] += 1
-            items.append(TextLine(self._decode(partial), FilePosition(tail.key, tail.read_off)))
+            position = FilePosition(tail.key, tail.read_off, others)
+            items.append(TextLine(self._decode(partial), position))
+            tail.line_end = tail.read_off
 
-    def _split(self, tail: Tail, data: bytes, items: list[Item]) -> None:
-        if tail.buf:
-            data = tail.buf + data
-        offset = tail.read_off - len(data)  # file offset of data[0]
-        parts = data.split(b"\n")
-        rest = parts.pop()
-        key = tail.key
-        max_line = self._max_line
-        for raw in parts:
-            offset += len(raw) + 1
-            if tail.cut is not None:
-                raw, tail.cut = tail.cut, None
-            elif len(raw) > max_line:
-                raw = raw[:max_line]
-                self._counts["long_lines_cut"] += 1
-            items.append(TextLine(self._decode(raw), FilePosition(key, offset)))
-        self._counts["lines"] += len(parts)
-        if tail.cut is not None:
-            tail.buf = b""
-        elif len(rest) > max_line:
-            tail.cut = rest[:max_line]
-            tail.buf = b""
-            self._counts["long_lines_cut"] += 1
-        else:
-            tail.buf = rest
+    def _split(self, tail: Tail, data: bytes, items: list[Item], others: Others) -> None:
+        ends: list[int] = []
+        parts, cuts = split_lines(tail, data, self._max_line, ends)
+        if parts:
+            base = tail.read_off - len(data)  # file offset of data[0]
+            key = tail.key
+            decode = self._decode
+            items.extend(
+                TextLine(decode(raw), FilePosition(key, base + end, others))
+                for raw, end in zip(parts, ends, strict=True)
+            )
+            tail.line_end = base + ends[-1]
+            self._counts["lines"] += len(parts)
+        self._counts["long_lines_cut"] += cuts
 
     def _decode(self, raw: bytes) -> str:
         try:
