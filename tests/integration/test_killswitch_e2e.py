@@ -178,7 +178,7 @@ def test_storm_through_fetchmail_is_stopped_paged_held_and_rearmed(
         assert "Deleted:" not in log
         escaped = sink.bounces()
         assert len(escaped) == len({bounce_of[q] for q in looped if q in bounce_of} & sent)
-        assert len(escaped) < len(looped)
+        assert len(escaped) <= 3  # the goal: at most 3 bounces out
         # The incident folder: the report names the trip, and (once rewritten with the
         # lines logged up to the freeze) counts exactly the bounces the sink received.
         folder = state / "incidents" / incident["id"]
