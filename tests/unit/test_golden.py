@@ -79,8 +79,10 @@ def test_parallel_scan_of_a_large_file_gives_the_same_verdict(
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     ranges: list[int] = []
 
-    def counting(path: str, workers: int, collapse: bool) -> Iterator[ScannedRange]:
-        for scanned in scan_parallel(path, workers, collapse):
+    def counting(
+        path: str, spans: list[tuple[int, int]], workers: int, collapse: bool
+    ) -> Iterator[ScannedRange]:
+        for scanned in scan_parallel(path, spans, workers, collapse):
             ranges.append(scanned[0])
             yield scanned
 

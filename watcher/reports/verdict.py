@@ -25,6 +25,7 @@ TOP_DOMAINS = 20
 class InputInfo:
     name: str
     lines: int
+    long_lines_cut: int = 0  # lines over 64 KiB, cut as the live source cuts them
 
 
 def _where(w: Where | None, tz: tzinfo) -> dict[str, Any] | None:
@@ -74,7 +75,9 @@ def build(
         "stormwatch": __version__,
         "tripped": trip is not None,
         "trip": None if trip is None else {"rule": trip_rule, **(_where(trip, tz) or {})},
-        "inputs": [{"name": i.name, "lines": i.lines} for i in inputs],
+        "inputs": [
+            {"name": i.name, "lines": i.lines, "long_lines_cut": i.long_lines_cut} for i in inputs
+        ],
         "lines": ps.lines,
         "events": pipeline.events,
         "unparsed": ps.unparsed,
@@ -149,6 +152,9 @@ def render_text(v: dict[str, Any]) -> str:
         f"{_short_time(span['first'])} to {_short_time(span['last'])}; "
         f"{v['events']:,} Postfix events."
     )
+    cut = sum(i.get("long_lines_cut", 0) for i in v["inputs"])
+    if cut:
+        add(f"Lines over 64 KiB, cut to their first 64 KiB: {cut:,}")
     if v["unparsed"]:
         add(f"Postfix lines that could not be parsed (skipped): {v['unparsed']:,}")
         for sample in v["unparsed_samples"][:3]:

@@ -26,7 +26,13 @@ from watcher.core.settings import Settings
 from watcher.reports.verdict import InputInfo
 from watcher.responders.dryrun import DryRunResponder
 from watcher.runtime import clock
-from watcher.sources.replay import PARALLEL_MIN_BYTES, ReplayInput, read_range, scan_parallel
+from watcher.sources.replay import (
+    PARALLEL_MIN_BYTES,
+    ReplayInput,
+    line_ranges,
+    read_range,
+    scan_parallel,
+)
 
 PROGRESS_MIN_BYTES = 32 << 20
 MAX_WORKERS = 4  # processes scanning a large replay file; the join stays in this one
@@ -75,13 +81,13 @@ def replay(
     )
     infos: list[InputInfo] = []
     for inp, label in zip(inputs, labels or names, strict=True):
-        lines = _feed(pipeline, inp, label, progress)
-        infos.append(InputInfo(label, lines))
+        lines, cut = _feed(pipeline, inp, label, progress)
+        infos.append(InputInfo(label, lines, cut))
     return Replayed(pipeline, infos, list(responder.planned), tz)
 
 
-def _feed(pipeline: Pipeline, inp: ReplayInput, label: str, progress: bool) -> int:
-    """Run one input through the pipeline; return its line count."""
+def _feed(pipeline: Pipeline, inp: ReplayInput, label: str, progress: bool) -> tuple[int, int]:
+    """Run one input through the pipeline; return its line count and lines cut (> 64 KiB)."""
     try:
         inp.open()
     except OSError as exc:
@@ -98,15 +104,21 @@ def _feed(pipeline: Pipeline, inp: ReplayInput, label: str, progress: bool) -> i
             bar.update(inp.consumed() - bar.n)
 
     lineno = 1
+    cut = 0
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     try:
+        ranges = None
         if (
             workers > 1
             and not inp.is_stdin
             and not inp.is_gzip
-            and (size or 0) >= PARALLEL_MIN_BYTES
+            and size is not None
+            and size >= PARALLEL_MIN_BYTES
         ):
-            lineno += _feed_parallel(pipeline, inp.name, label, workers, bar)
+            ranges = line_ranges(inp.name, size)  # None: a very long line, read in order
+        if ranges is not None:
+            lines, cut = _feed_parallel(pipeline, inp.name, ranges, label, workers, bar)
+            lineno += lines
         else:
             for block in inp.blocks(on_block=tick):
                 lineno += pipeline.run_text(block, label, lineno)
@@ -116,23 +128,36 @@ def _feed(pipeline: Pipeline, inp: ReplayInput, label: str, progress: bool) -> i
         inp.close()
         if bar is not None:
             bar.close()
-    return lineno - 1
+    return lineno - 1, cut + inp.long_lines_cut
 
 
-def _feed_parallel(pipeline: Pipeline, path: str, label: str, workers: int, bar: Any) -> int:
-    """Scan a large plain file in worker processes; join and decide here, in order."""
+def _feed_parallel(
+    pipeline: Pipeline,
+    path: str,
+    ranges: list[tuple[int, int]],
+    label: str,
+    workers: int,
+    bar: Any,
+) -> tuple[int, int]:
+    """Scan a large plain file in worker processes; join and decide here, in order.
+
+    Returns the lines read and the lines cut.
+    """
     lineno = 1
+    cut = 0
     cached: dict[int, str] = {}
-    for start, end, scanned in scan_parallel(path, workers, pipeline.detector.collapsible):
+    collapse = pipeline.detector.collapsible
+    for start, end, scanned, cuts in scan_parallel(path, ranges, workers, collapse):
 
         def fetch(pos: int, start: int = start, end: int = end) -> tuple[str, int]:
             if start not in cached:  # a delivery the scanner left out: read its block again
                 cached.clear()
-                cached[start] = read_range(path, start, end)
+                cached[start] = read_range(path, start, end)[0]
             return line_at(cached[start], pos)
 
         pipeline.apply(scanned, label, lineno, fetch)
         lineno += scanned[0]
+        cut += cuts
         if bar is not None:
             bar.update(end - bar.n)
-    return lineno - 1
+    return lineno - 1, cut

@@ -2,7 +2,9 @@
 
 Logs are read in large binary blocks cut at the last newline, so a block
 holds whole lines (and whole UTF-8 sequences); invalid UTF-8 is replaced,
-never fatal.
+never fatal. A line over 64 KiB is cut and counted (``long_lines_cut``) by
+the same code as the live file source (:mod:`watcher.sources.lines`): a log
+without newlines costs the memory of one block and time linear in its size.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
+
+from watcher.sources.lines import MAX_LINE, Pending, whole_lines
 
 if TYPE_CHECKING:
     from watcher.core.scanner import Scanned
@@ -31,6 +35,7 @@ class ReplayInput:
         self._raw: io.BufferedReader | None = None
         self.is_gzip = False
         self._stream: BinaryIO | None = None
+        self.long_lines_cut = 0
 
     @property
     def is_stdin(self) -> bool:
@@ -73,26 +78,28 @@ class ReplayInput:
             return 0
 
     def blocks(self, on_block: Callable[[], None] | None = None) -> Iterator[str]:
-        """Decoded blocks of whole lines; the last may lack its newline."""
+        """Decoded blocks of whole lines, each line cut to ``MAX_LINE``; the last may lack
+        its newline."""
         if self._stream is None:
             self.open()
         stream = self._stream
         assert stream is not None
-        rest = b""
-        while True:
-            chunk = stream.read(BLOCK)
-            if not chunk:
-                break
-            cut = chunk.rfind(b"\n") + 1
-            if cut == 0:
-                rest += chunk
-                continue
-            yield (rest + chunk[:cut]).decode("utf-8", "replace")
-            rest = chunk[cut:]
-            if on_block is not None:
-                on_block()
-        if rest:
-            yield rest.decode("utf-8", "replace")
+        held = Pending()
+        while chunk := stream.read(BLOCK):
+            block, cuts = whole_lines(held, chunk, MAX_LINE)
+            self.long_lines_cut += cuts
+            if block:
+                yield block.decode("utf-8", "replace")
+                if on_block is not None:
+                    on_block()
+        last = _last_line(held)
+        if last:
+            yield last.decode("utf-8", "replace")
+
+
+def _last_line(held: Pending) -> bytes:
+    """What is left after the last newline: a last line that never got its newline."""
+    return held.cut if held.cut is not None else held.buf
 
 
 # -- scanning a large file in parallel --------------------------------------------------
@@ -100,28 +107,40 @@ class ReplayInput:
 PARALLEL_MIN_BYTES = 16 << 20
 RANGE_BYTES = 2 << 20
 
-ScannedRange = tuple[int, int, "Scanned"]  # start, end, what scan_block found
+# start, end, what scan_block found, lines cut in the range
+ScannedRange = tuple[int, int, "Scanned", int]
 
 
-def line_ranges(path: str, size: int, span: int | None = None) -> list[tuple[int, int]]:
-    """Byte ranges of about ``span`` bytes covering the file, each ending after a newline."""
+def line_ranges(path: str, size: int, span: int | None = None) -> list[tuple[int, int]] | None:
+    """Byte ranges of about ``span`` bytes covering the file, each ending after a newline.
+
+    None if a range cannot end within ``MAX_LINE`` bytes of where it should
+    (a line longer than that, or no newline at all): the file is then read in
+    order, in blocks, where long lines cost no memory.
+    """
     span = span or RANGE_BYTES
     ranges = []
     pos = 0
     with open(path, "rb") as f:
         while pos < size:
             f.seek(min(pos + span, size))
-            rest = f.readline() if pos + span < size else b""
+            rest = f.readline(MAX_LINE + 1) if pos + span < size else b""
+            if len(rest) > MAX_LINE:
+                return None
             end = min(pos + span, size) + len(rest)
             ranges.append((pos, end))
             pos = end
     return ranges
 
 
-def read_range(path: str, start: int, end: int) -> str:
+def read_range(path: str, start: int, end: int) -> tuple[str, int]:
+    """The lines of a range from :func:`line_ranges`, cut as :meth:`ReplayInput.blocks`
+    cuts them, and how many were cut."""
     with open(path, "rb") as f:
         f.seek(start)
-        return f.read(end - start).decode("utf-8", "replace")
+        held = Pending()
+        block, cuts = whole_lines(held, f.read(end - start), MAX_LINE)
+    return (block + _last_line(held)).decode("utf-8", "replace"), cuts
 
 
 def _scan_range(job: tuple[str, int, int, bool]) -> ScannedRange:
@@ -129,15 +148,18 @@ def _scan_range(job: tuple[str, int, int, bool]) -> ScannedRange:
     from watcher.core.scanner import scan_block
 
     path, start, end, collapse = job
-    return start, end, scan_block(read_range(path, start, end), collapse)
+    text, cuts = read_range(path, start, end)
+    return start, end, scan_block(text, collapse), cuts
 
 
-def scan_parallel(path: str, workers: int, collapse: bool) -> Iterator[ScannedRange]:
-    """Scanned ranges of ``path``, in file order, scanned by ``workers`` processes."""
+def scan_parallel(
+    path: str, ranges: list[tuple[int, int]], workers: int, collapse: bool
+) -> Iterator[ScannedRange]:
+    """Scanned ``ranges`` of ``path`` (from :func:`line_ranges`), in file order, scanned by
+    ``workers`` processes."""
     import multiprocessing
 
-    size = Path(path).stat().st_size
-    jobs = [(path, s, e, collapse) for s, e in line_ranges(path, size)]
+    jobs = [(path, s, e, collapse) for s, e in ranges]
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers) as pool:
         yield from pool.imap(_scan_range, jobs, chunksize=1)
