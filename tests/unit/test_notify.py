@@ -8,6 +8,7 @@ events with bounded waits, never sleeps.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -447,17 +448,17 @@ def test_without_any_usable_target_messages_are_counted_undeliverable() -> None:
     ]
 
 
+class SyncExecutor(ManualExecutor):
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        self.run()
+        return future
+
+
 def test_send_now_reports_each_target_in_order() -> None:
     b = Behaviour()
     b.script["fake://dead"] = [False]
-
-    class Sync(ManualExecutor):
-        def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
-            future = super().submit(fn, *args, **kwargs)
-            self.run()
-            return future
-
-    n = notifier(["fake://good?secret", "bogus://u", "fake://dead"], b, Sync())
+    n = notifier(["fake://good?secret", "bogus://u", "fake://dead"], b, SyncExecutor())
     assert n.send_now("t", "b") == [
         ("fake://good?****", True, ""),
         (
@@ -467,6 +468,21 @@ def test_send_now_reports_each_target_in_order() -> None:
         ),
         ("fake://dead", False, "apprise reported a failure"),
     ]
+
+
+def test_send_now_logs_the_message_by_its_title(caplog: pytest.LogCaptureFixture) -> None:
+    """rearm's all-clear goes through send_now: it must not be logged as a test message."""
+    b = Behaviour()
+    b.script["fake://dead"] = [False]
+    n = notifier(["fake://good", "fake://dead"], b, SyncExecutor())
+    with caplog.at_level(logging.INFO, logger="watcher.responders.notify.delivery"):
+        n.send_now("re-armed: incident x", "b", "success")
+    logged = [r.getMessage() for r in caplog.records]
+    assert "notify: 're-armed: incident x' sent to fake://good" in logged
+    assert "notify: 're-armed: incident x' to fake://dead failed: apprise reported a failure" in (
+        logged
+    )
+    assert not any("test message" in m for m in logged)
 
 
 def test_send_now_does_not_wait_past_the_timeout() -> None:

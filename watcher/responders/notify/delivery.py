@@ -194,7 +194,8 @@ class Notifier:
     def send_now(self, title: str, body: str, level: Level = "info") -> list[SendResult]:
         """Send once to every target, in parallel, and wait (at most ``timeout``) for each.
 
-        For ``stormwatch test-notify``: no retries, one result per target, in order.
+        For ``stormwatch test-notify`` and ``rearm``'s all-clear: no retries, one result
+        per target, in order; each logged under the message's title.
         """
         lanes = self._load()
         message = _Message(title, body, level)
@@ -216,9 +217,9 @@ class Notifier:
                 ok, error = _result_of(future)
                 results.append((lane.info.url, ok, error))
                 if ok:
-                    log.info("notify: test message sent to %s", lane.info.url)
+                    log.info("notify: %r sent to %s", title, lane.info.url)
                 else:
-                    log.warning("notify: test message to %s failed: %s", lane.info.url, error)
+                    log.warning("notify: %r to %s failed: %s", title, lane.info.url, error)
         return results
 
     def results(self) -> NotifierStats:
