@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -265,3 +266,51 @@ def test_a_watcher_restarted_while_tripped_reports_tripped_in_status_and_metrics
         return text if "stormwatch_tripped 1.0" in text else None
 
     assert wait_for(scrape, 20, "stormwatch_tripped 1 after the restart")
+
+
+# -- 11. another process on the metrics port -----------------------------------------------
+
+
+def test_a_squatted_metrics_port_does_not_stop_the_watcher(
+    tmp_path: Path, webhook: Webhook, watchers: Watchers
+) -> None:
+    """Any local user can listen on the port first: the watcher pages a warning, still
+    trips, and serves /metrics once the port is free."""
+    port = free_port()
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen()
+    log = tmp_path / "mail.log"
+    log.write_text(L.removed(0, "AAAAAA0001") + "\n")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "loop.toml").write_text(LOOP_RULE.format(actions='["notify"]'))
+    state = tmp_path / "state"
+    config = tmp_path / "stormwatch.toml"
+    config.write_text(
+        f'state_dir = "{state}"\ntimezone = "UTC"\nbundled_rules = false\n'
+        f"rules_dirs = [{json.dumps(str(rules))}]\n"
+        f'[notify]\nurls = ["{webhook.apprise_url}"]\ntimeout_seconds = 5\n'
+        f"[metrics]\nenabled = true\nport = {port}\n"
+    )
+    proc = watchers.start("--config", str(config), "--source", f"file:{log}")
+    (warning,) = webhook.wait_for(1, 30, containing="metrics unavailable")
+    assert f"cannot listen on 127.0.0.1:{port}" in warning.body["message"]
+    assert proc.poll() is None
+    assert "watching" in watchers.output()
+    with log.open("a") as f:
+        f.write(_storm())
+    webhook.wait_for(1, 30, containing="TRIPPED")
+    squatter.close()
+
+    def scrape() -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text: str = r.read().decode()
+        except OSError:
+            return None
+        return text if "stormwatch_tripped 1.0" in text else None
+
+    assert wait_for(scrape, 30, "/metrics once the port is free")
+    assert "after 1 failed attempt(s)" in watchers.output()
+    assert len(webhook.wait_for(1, 1, containing="metrics unavailable")) == 1  # paged once

@@ -32,7 +32,8 @@ from watcher.responders.dryrun import DryRunResponder
 from watcher.responders.latchstore import LatchStore
 from watcher.runtime import clock
 from watcher.runtime.daemon import Watcher
-from watcher.runtime.metrics import Metrics, MetricsServer, rule_status
+from watcher.runtime.endpoint import MetricsEndpoint
+from watcher.runtime.metrics import Metrics, rule_status
 from watcher.runtime.sdnotify import SystemdNotify, WatchdogPinger
 from watcher.sources.base import Source
 from watcher.state.files import ensure_state_dir
@@ -149,11 +150,12 @@ def _run(
     sd = notify if notify is not None else SystemdNotify()
     pinger = WatchdogPinger(sd)
     parser = Parser(reference=clock.now(), tz=clock.zone(settings.timezone))
-    metrics, server = _metrics(settings)
+    metrics = Metrics() if settings.metrics.enabled else None
     build = _live if not options.dry_run else _dry
-    pipeline, on_tick, on_stop, apply_settings = build(
+    pipeline, on_tick, on_stop, apply_settings, warn = build(
         settings, rules, parser, options, sd, metrics
     )
+    endpoint = _endpoint(settings, metrics, warn)
     watcher: Watcher
 
     def tick() -> None:
@@ -162,6 +164,8 @@ def _run(
             flags.reload.clear()
             _reload(reload, pipeline, apply_settings, sd)
         on_tick()
+        if endpoint is not None:
+            endpoint.ensure()  # a port held by another process is retried, never fatal
         st = watcher.status()
         if metrics is not None:
             metrics.update_from_status(st)
@@ -173,8 +177,8 @@ def _run(
     def stopping() -> None:
         sd.stopping()
         on_stop()
-        if server is not None:
-            server.close()
+        if endpoint is not None:
+            endpoint.close()
 
     watcher = Watcher(
         pipeline,
@@ -195,17 +199,27 @@ def _run(
     return 0
 
 
-Built = tuple[Pipeline, Callable[[], None], Callable[[], None], Callable[[Settings], None]]
+# the pipeline, on_tick, on_stop, apply new settings, page a warning (problem text)
+Built = tuple[
+    Pipeline,
+    Callable[[], None],
+    Callable[[], None],
+    Callable[[Settings], None],
+    Callable[[str], None],
+]
 
 
-def _metrics(settings: Settings) -> tuple[Metrics | None, MetricsServer | None]:
-    if not settings.metrics.enabled:
-        return None, None
-    m = Metrics()
+def _endpoint(
+    settings: Settings, metrics: Metrics | None, warn: Callable[[str], None]
+) -> MetricsEndpoint | None:
+    if metrics is None:
+        return None
     cfg = settings.metrics
-    server = m.serve(cfg.address, cfg.port, allow_remote=cfg.allow_remote)
-    log.warning("metrics on %s", server.url)
-    return m, server
+    endpoint = MetricsEndpoint(
+        metrics, cfg.address, cfg.port, allow_remote=cfg.allow_remote, on_failure=warn
+    )
+    endpoint.ensure()
+    return endpoint
 
 
 def _extra_status(pipeline: Pipeline, settings: Settings) -> dict[str, Any]:
@@ -245,7 +259,7 @@ def _dry(
     def apply(new: Settings) -> None:
         printer.responder.settings = new
 
-    return pipeline, lambda: None, lambda: None, apply
+    return pipeline, lambda: None, lambda: None, apply, lambda _problem: None  # logged already
 
 
 def _live(
@@ -257,7 +271,7 @@ def _live(
     metrics: Metrics | None,
 ) -> Built:
     from watcher.responders.notify.delivery import Notifier
-    from watcher.responders.notify.text import render_log_loss
+    from watcher.responders.notify.text import render_log_loss, render_metrics_unavailable
     from watcher.runtime import switch as killswitch
 
     notifier = Notifier.from_settings(settings.notify, options.notify_urls)
@@ -302,7 +316,10 @@ def _live(
     def on_stop() -> None:
         current[0].stop(timeout=10)
 
-    return pipeline, on_tick, on_stop, apply
+    def warn(problem: str) -> None:
+        current[0].send(*render_metrics_unavailable(problem, host=switch.host), "warning")
+
+    return pipeline, on_tick, on_stop, apply, warn
 
 
 def _reload(

@@ -196,6 +196,20 @@ def render_log_loss(lost: int, first_line: str, *, host: str = "") -> tuple[str,
     return title, "\n".join(body)
 
 
+def render_metrics_unavailable(problem: str, *, host: str = "") -> tuple[str, str]:
+    """The metrics port could not be bound: the switch still works, monitoring is blind."""
+    title = f"{PREFIX} metrics unavailable{_on(host)}"
+    body = [
+        visible(problem),
+        "",
+        "The kill switch itself is unaffected: the watcher reads the log and acts as before.",
+        "Prometheus cannot scrape it, so an alert on stormwatch_tripped or on missing",
+        "data will fire. Find the process on that port (ss -ltnp) and stop it, or set",
+        "another [metrics] port; the watcher keeps trying to listen.",
+    ]
+    return title, "\n".join(body)
+
+
 def render_recovered(incident: Incident, outcome: Outcome, attempt: int) -> tuple[str, str]:
     """An action that had failed worked when it was tried again."""
     title = (
