@@ -314,3 +314,30 @@ def test_a_squatted_metrics_port_does_not_stop_the_watcher(
     assert wait_for(scrape, 30, "/metrics once the port is free")
     assert "after 1 failed attempt(s)" in watchers.output()
     assert len(webhook.wait_for(1, 1, containing="metrics unavailable")) == 1  # paged once
+
+
+# -- 10. forged lines: which sources a local user can write to -----------------------------
+
+
+def test_check_config_warns_about_a_syslog_file_not_about_postfixs_own_log(
+    tmp_path: Path, postfix: PostfixInstance
+) -> None:
+    config = tmp_path / "stormwatch.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        f'[postfix]\nconfig_directory = "{postfix.config_dir}"\n'
+    )
+    syslog = tmp_path / "mail.log"
+    for spec, warned in ((f"file:{syslog}", True), (f"file:{postfix.log_path}", False),
+                         ("journal", False)):  # fmt: skip
+        done = cli("check-config", "--config", str(config), "--source", spec)
+        assert done.returncode == 0, done.stderr
+        assert f"sources: {spec}\n" in done.stdout
+        warning = "any local user can add Postfix-looking lines" in done.stdout
+        assert warning is warned, (spec, done.stdout)
+    assert (
+        f"WARNING: {syslog} is written by the system logger"
+        in cli(
+            "check-config", "--quiet", "--config", str(config), "--source", f"file:{syslog}"
+        ).stdout
+    )

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from watcher.sources.base import JournalRecord, Source
-from watcher.sources.journal import JournalSource, default_accept, parse_entry
+from watcher.sources.journal import JournalSource, Untrusted, default_accept, parse_entry
 
 REMOTE_CANDIDATES = (
     "/lib/systemd/systemd-journal-remote",
@@ -76,6 +76,7 @@ class Journal:
             "_HOSTNAME": "mx1",
             "SYSLOG_IDENTIFIER": program,
             "_PID": "4242",
+            "_UID": "0",
             "MESSAGE": message,
             **fields,
         }
@@ -195,6 +196,25 @@ def test_postfix_records_appear_with_their_fields(
     assert all(isinstance(r.position, str) and r.position.startswith("s=") for r in got)
     assert until_sentinel(source, journal) == []
     assert source.counters()["entries_skipped"] >= 1  # CRON
+
+
+@pytest.mark.integration
+def test_entries_from_other_uids_are_counted_and_not_read(
+    journal: Journal, sources: list[JournalSource], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``logger -t postfix/local`` as nobody: journald records the sender's _UID."""
+    source = start(sources, journal, tmp_path / "j.json", trusted_uids={0, 107})
+    loop = "ABC: to=<x@localhost>, dsn=5.4.6, status=bounced (mail forwarding loop for x@localhost)"
+    journal.append(
+        journal.entry("from postfix", program="postfix/smtp", _UID="107", _COMM="smtp"),
+        journal.entry(loop, program="postfix/local", _UID="65534", _COMM="logger"),
+        journal.entry("from root", program="postfix/master", _UID="0", _COMM="master"),
+    )
+    got = collect(source, 2, journal)
+    assert [r.message for r in got] == ["from postfix", "from root"]
+    assert until_sentinel(source, journal) == []
+    assert source.counters()["untrusted_entries"] == 1
+    assert "'postfix/local' entry from uid 65534 (logger), not Postfix's" in caplog.text
 
 
 @pytest.mark.integration
@@ -389,7 +409,7 @@ def test_parse_entry_byte_arrays_and_repeated_fields() -> None:
         SYSLOG_PID="9",
     )
     _, record = parse_entry(line, default_accept)
-    assert record is not None
+    assert isinstance(record, JournalRecord)
     assert (record.message, record.host, record.pid) == ("h\ufffdi", "mx1", 9)
 
 
@@ -398,9 +418,21 @@ def test_parse_entry_filters_but_keeps_the_cursor() -> None:
     assert (cursor, record) == ("s=1;i=2", None)
 
 
+def test_parse_entry_trusts_only_the_given_uids() -> None:
+    def entry(**uid: object) -> object:
+        line = _line(SYSLOG_IDENTIFIER="postfix/local", MESSAGE="m", _COMM="logger", **uid)
+        return parse_entry(line, default_accept, frozenset({0, 107}))[1]
+
+    assert isinstance(entry(_UID="107"), JournalRecord)
+    assert isinstance(entry(_UID="0"), JournalRecord)
+    assert entry(_UID="65534") == Untrusted(65534, "logger", "postfix/local", "m")
+    assert entry() == Untrusted(None, "logger", "postfix/local", "m")
+    assert isinstance(parse_entry(_line(SYSLOG_IDENTIFIER="postfix/local"), None)[1], JournalRecord)
+
+
 def test_parse_entry_missing_fields() -> None:
     _, record = parse_entry(_line(SYSLOG_IDENTIFIER="postfix/smtp"), None)
-    assert record is not None
+    assert isinstance(record, JournalRecord)
     assert (record.host, record.pid, record.message) == ("", 0, "")
     with pytest.raises(ValueError, match="__CURSOR"):
         parse_entry(b'{"SYSLOG_IDENTIFIER": "postfix/smtp"}', None)

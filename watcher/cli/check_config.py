@@ -21,17 +21,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
         epilog=EXIT_HELP,
     )
     p.add_argument("--quiet", action="store_true", help="print only problems (for ExecStartPre=)")
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="the source(s) run will be given (default: found on the host, as run does)",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # imported here: the other commands (replay above all) start without apprise and psutil
+    from watcher.cli.run import chosen_sources, source_warnings
     from watcher.runtime import validate
 
     settings = settings_from(args)
     rules = rules_from(settings, args.rules)
     validate.check(settings)
     warnings = validate.warnings(settings, [lr.rule for lr in rules])
+    specs, _why = chosen_sources(args.source, settings.postfix.config_directory)
+    warnings += source_warnings(specs, settings.postfix.config_directory)
     w = sys.stdout.write
     if args.quiet:
         for warning in warnings:
@@ -41,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     w(f"settings: {src or 'built-in defaults (no settings file)'}\n")
     for key, value in settings.model_dump(mode="json").items():
         w(f"  {key} = {json.dumps(value)}\n")
+    w(f"sources: {', '.join(specs)}\n")
     w(f"rules ({len(rules)} enabled; bundled from {bundled_rules_dir()}):\n")
     for lr in rules:
         r = lr.rule

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pwd
 
 from watcher.cli.common import EXIT_HELP, Parents, rules_from, settings_from
 from watcher.core.errors import StormwatchError
@@ -47,21 +48,60 @@ def _maillog_file(config_directory: str) -> str:
         return ""
 
 
+def chosen_sources(given: list[str], config_directory: str) -> tuple[list[str], str]:
+    """The source specs to follow, and why when found on the host ("" when given)."""
+    from watcher.sources.choose import default_source
+
+    if given:
+        return list(given), ""
+    spec, why = default_source(lambda: _maillog_file(config_directory))
+    return [spec], why
+
+
+def source_warnings(specs: list[str], config_directory: str) -> list[str]:
+    """For run's start-up log and check-config: sources a local user can write to."""
+    from watcher.sources.choose import forgeable
+
+    files = any(s.startswith("file:") for s in specs)
+    maillog = _maillog_file(config_directory) if files else ""
+    return [p for p in (forgeable(spec, maillog) for spec in specs) if p is not None]
+
+
+def _postfix_uids(config_directory: str) -> frozenset[int]:
+    """Root and Postfix's mail_owner: the uids whose journal entries are Postfix's."""
+    from watcher.responders.postfix import PostfixControl, PostfixError
+
+    try:
+        owner = PostfixControl(config_directory).param("mail_owner")
+    except PostfixError as exc:
+        owner = "postfix"
+        log.warning("journal: cannot ask Postfix for mail_owner (%s); assuming %r", exc, owner)
+    try:
+        uid = pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        log.error("journal: mail_owner %r is not a user: only root's entries are read", owner)
+        return frozenset({0})
+    return frozenset({0, uid})
+
+
 def run(args: argparse.Namespace) -> int:
     # imported here: the other commands (replay above all) start without apprise and psutil
     from watcher.runtime import service, validate
-    from watcher.sources.choose import build_source, default_source
+    from watcher.sources.choose import build_source
 
     settings = settings_from(args)
     rules = rules_from(settings, args.rules)
     validate.check(settings)
-    specs = list(args.source)
-    if not specs:
-        cfg = settings.postfix.config_directory
-        spec, why = default_source(lambda: _maillog_file(cfg))
-        log.warning("following %s (%s)", spec, why)
-        specs = [spec]
-    sources = [build_source(spec, settings.state_dir, poll=args.poll) for spec in specs]
+    cfg = settings.postfix.config_directory
+    specs, why = chosen_sources(args.source, cfg)
+    if why:
+        log.warning("following %s (%s)", specs[0], why)
+    for problem in source_warnings(specs, cfg):
+        log.warning("%s", problem)
+    uids = _postfix_uids(cfg) if "journal" in specs else None
+    sources = [
+        build_source(spec, settings.state_dir, poll=args.poll, trusted_uids=uids) for spec in specs
+    ]
     options = service.RunOptions(dry_run=args.dry_run, notify_urls=tuple(args.notify))
 
     def reload() -> tuple[Settings, list[Rule]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from watcher.core.errors import ConfigError
@@ -38,11 +38,37 @@ def default_source(
     return "journal", "no mail log file found; Postfix logs to the journal"
 
 
-def build_source(spec: str, state_dir: str | os.PathLike[str], *, poll: bool = False) -> Source:
-    """``file:PATH`` or ``journal``; checkpoints live under ``state_dir/sources``."""
+def forgeable(spec: str, maillog_file: str) -> str | None:
+    """Why lines in this source may not be Postfix's, or None (the journal, whose
+    entries are checked for Postfix's uid, and Postfix's own ``maillog_file``)."""
+    if not spec.startswith("file:"):
+        return None
+    path = os.path.abspath(spec[len("file:") :])
+    if maillog_file.startswith("/") and os.path.abspath(maillog_file) == path:
+        return None
+    return (
+        f"{path} is written by the system logger: any local user can add Postfix-looking "
+        "lines to it (logger -t postfix/local ...), and they count like Postfix's own, so "
+        "a local user can trip the switch. Let Postfix write its own log (maillog_file, "
+        "Postfix 3.4 and later; written only by postlogd) and follow that, or follow the "
+        "journal (entries are checked for Postfix's uid)"
+    )
+
+
+def build_source(
+    spec: str,
+    state_dir: str | os.PathLike[str],
+    *,
+    poll: bool = False,
+    trusted_uids: Collection[int] | None = None,
+) -> Source:
+    """``file:PATH`` or ``journal``; checkpoints live under ``state_dir/sources``.
+
+    ``trusted_uids``: the journal's entries from other uids are not read.
+    """
     sources_dir = Path(state_dir) / "sources"
     if spec == "journal":
-        return JournalSource(sources_dir / "journal.json")
+        return JournalSource(sources_dir / "journal.json", trusted_uids=trusted_uids)
     if spec.startswith("file:") and len(spec) > len("file:"):
         path = os.path.abspath(spec[len("file:") :])
         digest = hashlib.sha256(path.encode()).hexdigest()[:16]

@@ -20,6 +20,13 @@ the pipeline must see). ``identifiers=[...]`` switches to exact journal-side
 matches instead, for hosts where the list is known and the volume of other
 entries matters.
 
+Whose entries: ``SYSLOG_IDENTIFIER`` is whatever the sender says (``logger -t
+postfix/local`` as any user), but ``_UID`` and ``_COMM`` are added by journald
+from the sending process and cannot be forged. With ``trusted_uids`` (root and
+Postfix's ``mail_owner``, as ``run`` passes them) an entry from any other uid is
+not read: it is counted (``untrusted_entries``) and logged (the first, then every
+1000th) with the uid and command that sent it.
+
 Where to start: the first time, at the moment :meth:`JournalSource.open` runs
 (``--since=@<now>``, persisted at once so that a restart before the first entry
 still starts there); afterwards ``--after-cursor`` the committed cursor. If
@@ -44,7 +51,8 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
@@ -56,12 +64,31 @@ log = logging.getLogger(__name__)
 
 STATE_VERSION: Final = 1
 STATE_SHAPE: Final = '{"version": 1, "cursor": str|null, "since_us": int|null}'
-OUTPUT_FIELDS: Final = "_HOSTNAME,SYSLOG_IDENTIFIER,_PID,SYSLOG_PID,MESSAGE"
+OUTPUT_FIELDS: Final = "_HOSTNAME,SYSLOG_IDENTIFIER,_PID,SYSLOG_PID,_UID,_COMM,MESSAGE"
 POSTFIX_IDENTIFIER: Final = re.compile(r"postfix(?:-[^/]*)?/")
 # Their entries say when messages were dropped by rate limiting.
 RATE_LIMIT_REPORTERS: Final = frozenset({"systemd-journald", "rsyslogd"})
 
+LOG_UNTRUSTED_EVERY: Final = 1000
+
 Popen = Callable[..., "subprocess.Popen[bytes]"]
+
+
+@dataclass(frozen=True, slots=True)
+class Untrusted:
+    """A wanted entry sent by a process whose uid is not trusted: not to be read."""
+
+    uid: int | None
+    comm: str
+    program: str
+    message: str
+
+    def describe(self) -> str:
+        uid = "no _UID" if self.uid is None else f"uid {self.uid}"
+        return (
+            f"{self.program!r} entry from {uid} ({self.comm or '?'}), not Postfix's: "
+            f"{self.message[:200]!r}"
+        )
 
 
 def default_accept(identifier: str) -> bool:
@@ -94,9 +121,12 @@ def _int(value: object) -> int | None:
 
 
 def parse_entry(
-    line: bytes, accept: Callable[[str], bool] | None
-) -> tuple[str | None, JournalRecord | None]:
-    """One line of ``journalctl --output=json``: (cursor, record if wanted).
+    line: bytes,
+    accept: Callable[[str], bool] | None,
+    trusted_uids: Collection[int] | None = None,
+) -> tuple[str | None, JournalRecord | Untrusted | None]:
+    """One line of ``journalctl --output=json``: (cursor, record if wanted), or
+    :class:`Untrusted` for a wanted entry whose ``_UID`` is not in ``trusted_uids``.
 
     Raises ``ValueError`` if the line is not a journal JSON object.
     """
@@ -110,6 +140,11 @@ def parse_entry(
     time_us = _int(obj.get("__REALTIME_TIMESTAMP"))
     if cursor is None or time_us is None:
         raise ValueError("no __CURSOR or __REALTIME_TIMESTAMP")
+    message = _text(obj.get("MESSAGE")) or ""
+    if trusted_uids is not None:
+        uid = _int(obj.get("_UID"))
+        if uid is None or uid not in trusted_uids:
+            return cursor, Untrusted(uid, _text(obj.get("_COMM")) or "", program, message)
     pid = _int(obj.get("_PID"))
     if pid is None:
         pid = _int(obj.get("SYSLOG_PID")) or 0
@@ -118,7 +153,7 @@ def parse_entry(
         host=_text(obj.get("_HOSTNAME")) or "",
         program=program,
         pid=pid,
-        message=_text(obj.get("MESSAGE")) or "",
+        message=message,
         position=cursor,
     )
     return cursor, record
@@ -136,6 +171,7 @@ class JournalSource:
         journalctl: Sequence[str] = ("journalctl",),
         extra_args: Sequence[str] = (),
         identifiers: Sequence[str] | None = None,
+        trusted_uids: Collection[int] | None = None,
         queue_size: int = 10000,
         max_batch: int = 5000,
         backoff_initial: float = 0.5,
@@ -159,6 +195,7 @@ class JournalSource:
         self._extra = tuple(extra_args)
         self._identifiers = tuple(identifiers) if identifiers is not None else None
         self._accept = None if identifiers is not None else default_accept
+        self._trusted = frozenset(trusted_uids) if trusted_uids is not None else None
         self._queue: queue.Queue[JournalRecord] = queue.Queue(maxsize=queue_size)
         self._max_batch = max_batch
         self._backoff_initial = backoff_initial
@@ -179,6 +216,7 @@ class JournalSource:
             (
                 "lines",
                 "entries_skipped",
+                "untrusted_entries",
                 "bad_lines",
                 "restarts",
                 "spawn_failures",
@@ -382,7 +420,7 @@ class JournalSource:
             if self._stop.is_set():
                 break
             try:
-                cursor, record = parse_entry(line, self._accept)
+                cursor, record = parse_entry(line, self._accept, self._trusted)
             except ValueError as exc:  # json.JSONDecodeError is a ValueError
                 self._counts["bad_lines"] += 1
                 log.warning("journal: unreadable journalctl output %.200r: %s", line, exc)
@@ -390,6 +428,8 @@ class JournalSource:
             read += 1
             if record is None:
                 self._counts["entries_skipped"] += 1
+            elif isinstance(record, Untrusted):
+                self._untrusted(record)
             elif not self._put(record):
                 break
             else:
@@ -397,6 +437,15 @@ class JournalSource:
             if cursor is not None:
                 self._read_cursor = cursor
         return read
+
+    def _untrusted(self, entry: Untrusted) -> None:
+        self._counts["untrusted_entries"] += 1
+        n = self._counts["untrusted_entries"]
+        if n == 1 or n % LOG_UNTRUSTED_EVERY == 0:
+            log.warning(
+                "journal: ignored %s (%d so far; trusted uids: %s)",
+                entry.describe(), n, ", ".join(map(str, sorted(self._trusted or ()))),
+            )  # fmt: skip
 
     def _put(self, record: JournalRecord) -> bool:
         """Queue a record, waiting while the pipeline is behind; False if stopping."""
