@@ -69,5 +69,16 @@ def test_ttl_expires_by_event_time() -> None:
     c = Correlator(ttl_seconds=60)
     c.feed(QueueSender(T, "mx", "postfix/qmgr", 1, "AAAAAA0001", "", 1, 1))
     c.feed(QueueSender(T + 61_000_000 * 2, "mx", "postfix/qmgr", 1, "AAAAAA0002", "", 1, 1))
+    c.feed(_delivery("AAAAAA0002", T + 61_000_000 * 2))
     assert c.sender_of("AAAAAA0001") is None
     assert c.stats.expired == 1
+
+
+def test_one_line_dated_weeks_ahead_expires_nothing() -> None:
+    c = Correlator(ttl_seconds=86_400)
+    c.feed(QueueSender(T, "mx", "postfix/qmgr", 1, "AAAAAA0001", "", 1, 1))
+    c.feed(_delivery("BBBBBB0001", T + 42 * 86_400_000_000))  # one outlier line
+    fact = c.feed(_delivery("AAAAAA0001", T + 1_000_000))
+    assert fact is not None
+    assert fact.sender == ""
+    assert c.stats.expired == 0

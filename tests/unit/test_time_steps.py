@@ -132,6 +132,9 @@ def test_the_pipeline_counts_a_step_back_beyond_the_shortest_window() -> None:
     assert pipeline.time_steps.back == 1
     assert pipeline.time_steps.largest == (86400 - 30) * 1_000_000
     assert seen == [((86400 - 30) * 1_000_000, 17)]  # the bounce notice of message 3
+    start = int(L.REFERENCE.timestamp()) * 1_000_000
+    assert pipeline.last_time is not None
+    assert pipeline.last_time - start < 60 * 1_000_000  # re-based: not the outlier's time
 
 
 def test_a_block_ending_in_the_second_pass_ends_the_span_there(

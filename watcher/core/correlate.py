@@ -4,7 +4,9 @@ Every delivery learns its envelope sender (from qmgr's ``from=<..>``) and
 every bounce notification learns the message it was made from. A queue ID is
 forgotten at ``removed`` (short IDs are reused), when it has been idle longer
 than ``ttl`` (by log time), or — oldest first, counted — when more than
-``max_open`` are open at once.
+``max_open`` are open at once. Expiry waits for two events in a row past the
+sweep time: one line dated weeks ahead (a clock set wrong, a forged line) must
+not expire every message in flight.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Correlator:
         self._open: dict[str, _Open] = {}
         self._next_sweep = 0
         self._sweep_every = min(self.ttl, 60 * MICROS)
+        self._sweep_due = False  # the previous event was past _next_sweep
 
     def __len__(self) -> int:
         return len(self._open)
@@ -65,8 +68,7 @@ class Correlator:
     def feed(self, ev: AnyEvent) -> Fact | None:
         """Record ``ev``; return a :class:`Fact` for deliveries and bounce notices."""
         table = self._open
-        if ev.time >= self._next_sweep:
-            self._sweep(ev.time)
+        self._maybe_sweep(ev.time)
         if isinstance(ev, Delivery):
             entry = table.get(ev.qid)
             if entry is None or entry[0] is None:
@@ -91,8 +93,7 @@ class Correlator:
 
     def note_sender(self, qid: str, sender: str, time: int) -> None:
         """qmgr's ``from=<sender>``: the message entered the active queue."""
-        if time >= self._next_sweep:
-            self._sweep(time)
+        self._maybe_sweep(time)
         table = self._open
         old = table.pop(qid, None)
         if old is None:
@@ -117,6 +118,15 @@ class Correlator:
             self.stats.evicted += 1
         elif n > self.stats.open_peak:
             self.stats.open_peak = n
+
+    def _maybe_sweep(self, now: int) -> None:
+        if now < self._next_sweep:
+            self._sweep_due = False
+        elif self._sweep_due:
+            self._sweep_due = False
+            self._sweep(now)
+        else:
+            self._sweep_due = True  # sweep at the next event, if it is past the time too
 
     def _sweep(self, now: int) -> None:
         self._next_sweep = now + self._sweep_every

@@ -351,6 +351,7 @@ class Pipeline:
     def _stepped(self, step: int, where: Where) -> None:
         """Time went back beyond a window: the windows re-base as they see it; say so."""
         self._clock = where.time
+        self.last_time = where.time  # status and the rules' window counts follow the re-base
         steps = self.time_steps
         steps.back += 1
         steps.largest = max(steps.largest, step)
