@@ -750,3 +750,18 @@ def test_close_is_idempotent_and_commit_still_works(
     source.close()
     source.commit(batch[-1].position)  # the pipeline may flush after the source closed
     assert json.loads(state_path.read_bytes())["file"]["offset"] == 2
+
+
+def test_a_path_that_exists_but_cannot_be_read_is_not_said_to_be_missing(
+    make: Factory, log_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log_path.mkdir()  # there, but not a file a source can read
+    with caplog.at_level(logging.WARNING, logger="watcher.sources"):
+        source = make()
+        drain(source)
+    assert f"{log_path} is not a regular file" in caplog.text
+    assert "does not exist" not in caplog.text
+    log_path.rmdir()
+    with caplog.at_level(logging.WARNING, logger="watcher.sources"):
+        drain(source)
+    assert "file does not exist (yet): waiting for it" in caplog.text  # now it is missing

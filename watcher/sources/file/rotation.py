@@ -119,6 +119,8 @@ class RotationTracker:
         self.current = None
 
     def note_absent(self) -> None:
+        if os.path.lexists(self.path):
+            return  # there but unreadable: opening it said why (cannot open, not a file)
         if not self._absent_logged:
             self._absent_logged = True
             log.warning("%s: file does not exist (yet): waiting for it", self._name)
