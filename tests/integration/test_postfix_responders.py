@@ -151,3 +151,21 @@ def test_a_stale_master_pid_is_not_signalled_and_a_stopped_postfix_is_said(
     finally:
         bystander.kill()
         bystander.wait(5)
+
+
+def test_run_adds_postfixs_own_local_domains_expanded(postfix: PostfixInstance) -> None:
+    from watcher.cli.run import with_postfix_domains
+
+    postfix.postconf(
+        "-e",
+        "mydestination = $myhostname, localhost.$mydomain, hash:/nonexistent/table",
+        "virtual_mailbox_domains = v.example.org",
+    )
+    settings = _settings(postfix).model_copy(update={"local_domains": ("example.net",)})
+    domains = with_postfix_domains(settings).local_domains
+    assert domains == (
+        "example.net",
+        postfix.param("myhostname"),
+        f"localhost.{postfix.param('mydomain')}",
+        "v.example.org",
+    )

@@ -84,12 +84,32 @@ def _postfix_uids(config_directory: str) -> frozenset[int]:
     return frozenset({0, uid})
 
 
+def with_postfix_domains(settings: Settings) -> Settings:
+    """``local_domains`` plus Postfix's own mydestination and virtual_mailbox_domains
+    (plain domain names only: table lookups are not expanded)."""
+    from watcher.responders.postfix import PostfixControl, PostfixError
+
+    control = PostfixControl(settings.postfix.config_directory)
+    found: list[str] = []
+    for name in ("mydestination", "virtual_mailbox_domains"):
+        try:
+            value = control.expanded(name)
+        except PostfixError as exc:
+            log.warning("local domains: cannot ask Postfix for %s: %s", name, exc)
+            continue
+        found += [d for d in value.replace(",", " ").split() if ":" not in d and "/" not in d]
+    if not found:
+        return settings
+    merged = tuple(dict.fromkeys((*settings.local_domains, *found)))
+    return settings.model_copy(update={"local_domains": merged})
+
+
 def run(args: argparse.Namespace) -> int:
     # imported here: the other commands (replay above all) start without apprise and psutil
     from watcher.runtime import service, validate
     from watcher.sources.choose import build_source
 
-    settings = settings_from(args)
+    settings = with_postfix_domains(settings_from(args))
     rules = rules_from(settings, args.rules)
     validate.check(settings)
     cfg = settings.postfix.config_directory
@@ -105,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     options = service.RunOptions(dry_run=args.dry_run, notify_urls=tuple(args.notify))
 
     def reload() -> tuple[Settings, list[Rule]]:
-        fresh = settings_from(args)
+        fresh = with_postfix_domains(settings_from(args))
         found = [r.rule for r in rules_from(fresh, args.rules)]
         validate.check(fresh)
         return fresh, found

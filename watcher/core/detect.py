@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from watcher.core.correlate import Fact
+from watcher.core.destinations import LocalDomains
 from watcher.core.events import MICROS, BounceNotice, Delivery, ForwardingLoop
 from watcher.core.rules import Match, Rule
 from watcher.core.settings import DEFAULT_CONTENT_FILTERS
@@ -49,8 +50,10 @@ def _relay_matches(d: Delivery, entries: frozenset[str]) -> bool:
     )
 
 
-def compile_match(m: Match, content_filters: Iterable[str]) -> Predicate:
-    """One predicate for one rule's ``[match]`` table."""
+def compile_match(
+    m: Match, content_filters: Iterable[str], local: LocalDomains | None = None
+) -> Predicate:
+    """One predicate for one rule's ``[match]`` table (``local``: for ``destination``)."""
     agents = frozenset(m.agents) if m.agents is not None else None
     transports = frozenset(m.transports) if m.transports is not None else None
     statuses = frozenset(s.lower() for s in m.statuses) if m.statuses is not None else None
@@ -59,6 +62,7 @@ def compile_match(m: Match, content_filters: Iterable[str]) -> Predicate:
     if m.remote:
         excluded |= frozenset(e.lower() for e in content_filters)
     sender = m.sender
+    not_local = local if m.destination == "not-local" else None
     want: type[Delivery] | type[BounceNotice] = {
         "delivery": Delivery,
         "forwarding-loop": ForwardingLoop,
@@ -74,6 +78,8 @@ def compile_match(m: Match, content_filters: Iterable[str]) -> Predicate:
         if sender == "non-null" and (f.sender is None or f.sender == ""):
             return False
         if isinstance(ev, BounceNotice):
+            if not_local is not None and not_local.is_local(f.sender):
+                return False  # the bounce goes to a mailbox here
             return notices is None or ev.notice in notices
         if agents is not None and ev.agent not in agents:
             return False
@@ -122,15 +128,20 @@ class Detector:
     """Feeds facts to every rule; returns the hits."""
 
     def __init__(
-        self, rules: Sequence[Rule], *, content_filters: Iterable[str] = DEFAULT_CONTENT_FILTERS
+        self,
+        rules: Sequence[Rule],
+        *,
+        content_filters: Iterable[str] = DEFAULT_CONTENT_FILTERS,
+        local_domains: Iterable[str] = (),
     ) -> None:
         filters = tuple(content_filters)
         self.content_filters = filters
+        self.local = LocalDomains(local_domains)
         self.rules = tuple(rules)
         self._compiled: list[tuple[Rule, Predicate, SlidingCounter]] = [
             (
                 r,
-                compile_match(r.match, filters),
+                compile_match(r.match, filters, self.local),
                 SlidingCounter(
                     int(r.window.seconds * MICROS),
                     cap=max(r.trip_at or 0, r.warn_at or 0, 1) * 4 + 1000,
@@ -155,7 +166,9 @@ class Detector:
         self.collapsible = "non-null" not in self._want_any and "unknown" not in self._want_any
 
     def adopt_windows(self, old: Detector) -> None:
-        """After a reload: keep the counts of rules whose window did not change."""
+        """After a reload: keep the counts of rules whose window did not change, and
+        the local domains the log taught."""
+        self.local.adopt(old.local)
         before = {r.name: (r.window, counter) for r, _, counter in old._compiled}
         for i, (rule, pred, _) in enumerate(self._compiled):
             kept = before.get(rule.name)
@@ -181,6 +194,7 @@ class Detector:
         return cls in self._want_any or (is_loop and cls in self._want_loop)
 
     def feed(self, fact: Fact) -> list[Hit]:
+        self.local.learn(fact)
         hits: list[Hit] = []
         for rule, pred, counter in self._compiled:
             if pred(fact):

@@ -144,6 +144,7 @@ class Pipeline:
         parser: Parser,
         *,
         content_filters: Iterable[str] | None = None,
+        local_domains: Iterable[str] = (),
         max_open: int = 50_000,
         ttl_seconds: float = 86_400.0,
         on_actions: ActionSink | None = None,
@@ -151,9 +152,9 @@ class Pipeline:
         on_time_step: StepSink | None = None,
     ) -> Pipeline:
         detector = (
-            Detector(rules)
+            Detector(rules, local_domains=local_domains)
             if content_filters is None
-            else Detector(rules, content_filters=content_filters)
+            else Detector(rules, content_filters=content_filters, local_domains=local_domains)
         )
         return cls(
             parser,
@@ -181,6 +182,7 @@ class Pipeline:
             rules,
             parser,
             content_filters=settings.content_filters,
+            local_domains=settings.local_domains,
             max_open=settings.correlate.max_open,
             ttl_seconds=settings.correlate.ttl_seconds,
             on_actions=on_actions,
@@ -191,9 +193,14 @@ class Pipeline:
     def _summary(self, rule: Rule) -> RuleSummary:
         return RuleSummary(rule, evidence=deque(maxlen=self.evidence_cap))
 
-    def replace_rules(self, rules: Sequence[Rule], content_filters: Iterable[str]) -> None:
+    def replace_rules(
+        self,
+        rules: Sequence[Rule],
+        content_filters: Iterable[str],
+        local_domains: Iterable[str] = (),
+    ) -> None:
         """Swap in reloaded rules; windows, latch and summaries of kept rules survive."""
-        detector = Detector(rules, content_filters=content_filters)
+        detector = Detector(rules, content_filters=content_filters, local_domains=local_domains)
         detector.adopt_windows(self.detector)
         self.detector = detector
         self.decider.replace_rules(rules)

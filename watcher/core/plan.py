@@ -109,6 +109,11 @@ def postconf_get(cfg: str, name: str) -> list[str]:
     return ["postconf", "-c", cfg, "-h", "--", name]
 
 
+def postconf_expanded(cfg: str, name: str) -> list[str]:
+    """The value with ``$name`` references expanded (``postconf -x``)."""
+    return ["postconf", "-c", cfg, "-x", "-h", "--", name]
+
+
 def postfix_reload(cfg: str) -> list[str]:
     return ["postfix", "-c", cfg, "reload"]
 

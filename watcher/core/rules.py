@@ -58,6 +58,13 @@ class Match(_Strict):
     notices: tuple[str, ...] | None = Field(
         None, description="bounce-notice kinds, e.g. ['sender non-delivery']"
     )
+    destination: Literal["any", "not-local"] = Field(
+        "any",
+        description=(
+            "bounce-notice: 'not-local' skips notifications to an address delivered on this"
+            " host (local_domains, or a domain local/virtual/lmtp delivered a bounce to)"
+        ),
+    )
 
 
 class Window(_Strict):

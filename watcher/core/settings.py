@@ -110,6 +110,13 @@ class Settings(_Section):
         default=True, description="load the bundled default rules before rules_dirs"
     )
     content_filters: tuple[str, ...] = DEFAULT_CONTENT_FILTERS
+    local_domains: tuple[str, ...] = Field(
+        (),
+        description=(
+            "domains delivered on this host, for rules with destination = 'not-local'; run adds"
+            " Postfix's mydestination and virtual_mailbox_domains, and the log teaches more"
+        ),
+    )
     correlate: CorrelateSettings = CorrelateSettings()
     postfix: PostfixSettings = PostfixSettings()
     fetchmail: FetchmailSettings = FetchmailSettings()

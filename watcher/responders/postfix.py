@@ -133,6 +133,10 @@ class PostfixControl:
     def param(self, name: str) -> str:
         return self.command(plan.postconf_get(self.config_directory, name)).strip()
 
+    def expanded(self, name: str) -> str:
+        """The value with its ``$name`` references expanded."""
+        return self.command(plan.postconf_expanded(self.config_directory, name)).strip()
+
     def set(self, values: Mapping[str, str]) -> None:
         self.command(plan.postconf_set(self.config_directory, dict(values)))
         self._backdate()

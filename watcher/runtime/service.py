@@ -339,7 +339,7 @@ def _reload(
         log.error("reload refused, still running on the old settings and rules: %s", exc)
         sd.ready()
         return
-    pipeline.replace_rules(rules, settings.content_filters)
+    pipeline.replace_rules(rules, settings.content_filters, settings.local_domains)
     apply_settings(settings)
     log.warning(
         "reloaded: %d rule(s); windows and latch kept (sources and state_dir change "
