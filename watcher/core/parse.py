@@ -47,13 +47,20 @@ QID_RE = re.compile(r"(?:[0-9A-F]{6,}|[0-9BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstv
 # else (the internal form) is read up to the first ">" after which the line goes on.
 ADDR = r'(?:"(?:[^"\\\n]|\\.)*+"(?:@[^>\n]*)?|.*?)'
 
+# dsn= is absent before Postfix 2.3; statuses may be hyphenated
+# ("undeliverable-but-not-cached" for address probes, "force-expired" since 3.1).
 DELIVERY_RE = re.compile(
     rf"to=<(?P<to>{ADDR})>, (?:orig_to=<(?P<orig>{ADDR})>, )?relay=(?P<relay>[^,\n]*), "
-    r"(?:[a-z_]+=[^,\n]*, )*?dsn=(?P<dsn>[0-9.]+), status=(?P<status>[A-Za-z]+)"
+    r"(?:[a-z_]+=[^,\n]*, )*?(?:dsn=(?P<dsn>[0-9.]+), )?status=(?P<status>[A-Za-z]+(?:-[A-Za-z]+)*)"
     r"(?: \((?P<detail>.*))?$",  # the detail's closing ")" is stripped after: lines get cut
     re.MULTILINE,
 )
 _SENDER_RE = re.compile(rf"from=<(?P<from>{ADDR})>, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
+# qmgr returning a message that stayed too long (or postsuper -e): the sender, again, just
+# before bounce makes the notification; its first from= line may be days back in the log.
+_EXPIRED_RE = re.compile(
+    rf"from=<(?P<from>{ADDR})>, status=(?:expired|force-expired), returned to sender$"
+)
 _NOTICE_RE = re.compile(
     r"(?P<notice>(?:sender|postmaster) (?:non-delivery|delay|delivery status|success)) "
     r"notification: (?P<child>\S+)$"
@@ -70,7 +77,7 @@ LOOP_MARKER = "(" + _LOOP_PREFIX
 SCAN_RE = re.compile(
     r"\]: (?P<qid>[0-9A-Za-z]{6,38}+): (?:"
     rf"from=<(?P<sender>{ADDR})>, size=\d+, nrcpt=(?P<from>\d+)"
-    r"|(?P<to>to=)|(?P<removed>removed)$|(?P<other>from=<|(?:sender|postmaster) ))",
+    r"|(?P<to>to=<)|(?P<removed>removed)$|(?P<other>from=<|(?:sender|postmaster) ))",
     re.MULTILINE,
 )
 # A block holding either of these may carry rate-limit reports, which the
@@ -213,6 +220,8 @@ class Parser:
         body = line[qid_end + 2 :]
         head = body[:3]
         if head == "to=":
+            if body[3:4] != "<":
+                return None  # not Postfix's shape (sendmail logs to=user@domain)
             kind = 1
         elif head == "fro":
             if not body.startswith("from=<") or not program.endswith("qmgr"):
@@ -249,7 +258,7 @@ class Parser:
         if qid_end < 0 or ":" in message[:qid_end]:
             return None
         body = message[qid_end + 2 :]
-        if body.startswith("to="):
+        if body.startswith("to=<"):
             kind = 1
         elif body.startswith("from=<") and program.endswith("qmgr"):
             kind = 2
@@ -287,6 +296,7 @@ class Parser:
             if m is None:
                 return self._unparsed(line)
             to, orig, relay, dsn, status, detail = m.groups()
+            dsn = dsn or ""
             transport, agent = transport_of(program)
             relay_host, relay_ip, relay_port = split_relay(relay)
             detail = (detail[:-1] if detail.endswith(")") else detail) if detail else ""
@@ -303,9 +313,10 @@ class Parser:
         if kind == 2:
             m = _SENDER_RE.match(body)
             if m is None:
-                if ", status=expired" in body:
-                    return None  # "from=<..>, status=expired, returned to sender"
-                return self._unparsed(line)
+                m = _EXPIRED_RE.match(body)
+                if m is None:
+                    return self._unparsed(line)
+                return QueueSender(time, host, program, pid, qid, m[1], 0, 0)
             return QueueSender(
                 time, host, program, pid, qid, m[1], int(m[2]), int(m[3])
             )  # fmt: skip
