@@ -32,9 +32,12 @@ from watcher.core.decide import Action
 from watcher.core.incident import Incident
 from watcher.core.settings import Settings
 from watcher.responders.base import Outcome
-from watcher.responders.postfix import Frozen, PostfixControl, PostfixError, frozen_from, sha256
+from watcher.responders.postfix import PostfixControl, PostfixError, frozen_from, sha256
 
 FLOWS = "outbound mail from other senders keeps flowing"
+
+
+_NULL_CHECK = ("<>", plan.NULL_SENDER_HOLD, f"retry:4.7.1 {plan.HELD}")
 
 
 def _failed(exc: Exception) -> Outcome:
@@ -51,6 +54,15 @@ class ContainResponder:
     def __init__(self, settings: Settings, control: PostfixControl | None = None) -> None:
         self.settings = settings
         self.control = control or PostfixControl(settings.postfix.config_directory)
+        self._null_table_ok = False  # the constant null-sender table answered as it must
+
+    def precheck(self) -> None:
+        """Check the null-sender table now (at start), not on the storm's clock.
+
+        Raises PostfixError if Postfix does not read it as expected.
+        """
+        self._check(*_NULL_CHECK)
+        self._null_table_ok = True
 
     def prepare(self, action: Action) -> dict[str, Any] | Outcome:
         c = self.control
@@ -75,34 +87,45 @@ class ContainResponder:
         c = self.control
         saved = frozen_from(prepared).saved
         values = plan.contain_values(action, saved)
-        try:
-            self._check_tables(values, plan.held_addresses(action))
-            c.set(values)
-            after = c.main_cf.read_text() if c.main_cf.exists() else None
-        except (PostfixError, OSError) as exc:
-            return Outcome(
-                self.kind, False, f"storm mail NOT contained: {exc}", {"error": str(exc)}
-            )
-        frozen = Frozen(saved, values, frozen_from(prepared).main_cf_before, sha256(after))
+        held = plan.held_addresses(action)
+        # Two steps, the bounces first: they are what escapes while this runs. The
+        # recipient hold (a table made from log text, checked with postmap) follows.
+        bounces = {k: v for k, v in values.items() if k != plan.RECIPIENT_RESTRICTIONS}
         details: dict[str, object] = {
             "config_directory": c.config_directory,
             "saved": saved,
             "applied": values,
-            "main_cf_before": frozen.main_cf_before,
-            "main_cf_after_sha256": frozen.main_cf_after_sha256,
-            "held_recipients": list(plan.held_addresses(action)),
+            "main_cf_before": frozen_from(prepared).main_cf_before,
+            "held_recipients": list(held),
         }
-        try:
-            how = c.reload()
-        except PostfixError as exc:
-            details["error"] = str(exc)
-            return Outcome(
-                self.kind, False, f"main.cf changed but the reload failed: {exc}", details
-            )
+        how = ""
+        for step in (bounces, {k: v for k, v in values.items() if k not in bounces}):
+            if not step:
+                continue
+            try:
+                if plan.SDTM in step and not self._null_table_ok:
+                    self.precheck()
+                if plan.RECIPIENT_RESTRICTIONS in step:
+                    self._check(held[0], plan.recipient_hold_table(held), f"HOLD {plan.HELD}")
+                c.set(step)
+                after = c.main_cf.read_text() if c.main_cf.exists() else None
+            except (PostfixError, OSError) as exc:
+                what = "storm mail NOT contained" if step is bounces else (
+                    f"bounces contained, but new mail for {', '.join(held)} NOT held"
+                )  # fmt: skip
+                details["error"] = str(exc)
+                return Outcome(self.kind, False, f"{what}: {exc}", details)
+            details["main_cf_after_sha256"] = sha256(after)
+            try:
+                how = c.reload()
+            except PostfixError as exc:
+                details["error"] = str(exc)
+                return Outcome(
+                    self.kind, False, f"main.cf changed but the reload failed: {exc}", details
+                )
         details["reload"] = how
         notes = self._limits()  # after the reload: not on the storm's clock
         details["not_covered"] = notes
-        held = plan.held_addresses(action)
         what = "null-sender mail (bounces) held in the queue (retry transport), soft_bounce=yes"
         if held:
             what += f", new mail for {', '.join(held)} held at smtpd"
@@ -111,16 +134,11 @@ class ContainResponder:
             summary += "; NOT covered: " + "; ".join(notes)
         return Outcome(self.kind, True, summary, details)
 
-    def _check_tables(self, values: Mapping[str, str], held: tuple[str, ...]) -> None:
-        """``postmap -q`` each new table: the expected answer, or PostfixError."""
-        cfg = self.control.config_directory
-        checks = [("<>", plan.NULL_SENDER_HOLD, f"retry:4.7.1 {plan.HELD}")]
-        if held:
-            checks.append((held[0], plan.recipient_hold_table(held), f"HOLD {plan.HELD}"))
-        for key, table, want in checks:
-            got = self.control.command(plan.postmap_query(cfg, key, table)).strip()
-            if got != want:
-                raise PostfixError(f"postmap -q {key!r} {table!r} gave {got!r}, not {want!r}")
+    def _check(self, key: str, table: str, want: str) -> None:
+        """``postmap -q`` a new table: the expected answer, or PostfixError."""
+        got = self.control.command(plan.postmap_query(self.control.config_directory, key, table))
+        if got.strip() != want:
+            raise PostfixError(f"postmap -q {key!r} {table!r} gave {got.strip()!r}, not {want!r}")
 
     def _limits(self) -> list[str]:
         """What this host routes around the default transport, and -o overrides."""

@@ -9,6 +9,7 @@ into ``<state_dir>/incidents/<id>/``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC
@@ -28,8 +29,15 @@ from watcher.responders.latchstore import LatchStore
 from watcher.responders.notify.delivery import Notifier
 from watcher.responders.notify.responder import NotifyResponder
 from watcher.responders.notify.text import render_reminder, render_warning
-from watcher.responders.postfix import FreezeResponder, HoldResponder, PostfixControl
+from watcher.responders.postfix import (
+    FreezeResponder,
+    HoldResponder,
+    PostfixControl,
+    PostfixError,
+)
 from watcher.responders.process import FetchmailResponder
+
+log = logging.getLogger(__name__)
 
 PAGE_SUMMARY_LINES = 6
 
@@ -83,9 +91,14 @@ def build(
         keepalive=keepalive,
         metrics=metrics,
     )
+    contain = ContainResponder(settings, control)
+    try:
+        contain.precheck()  # at start, not on the storm's clock
+    except PostfixError as exc:
+        log.warning("contain-postfix: the null-sender table cannot be checked now: %s", exc)
     switch.responders.update(
         {
-            "contain-postfix": ContainResponder(settings, control),
+            "contain-postfix": contain,
             "freeze-postfix": FreezeResponder(settings, control),
             "hold-bounces": hold,
             "stop-fetchmail": FetchmailResponder(settings.fetchmail),
