@@ -55,14 +55,18 @@ class ContainResponder:
         self.settings = settings
         self.control = control or PostfixControl(settings.postfix.config_directory)
         self._null_table_ok = False  # the constant null-sender table answered as it must
+        self._notes: list[str] | None = None  # what the scoped step does not cover
 
     def precheck(self) -> None:
-        """Check the null-sender table now (at start), not on the storm's clock.
+        """At start, not on the storm's clock: check the null-sender table, learn what
+        the scoped step will not cover, and what a reload needs.
 
-        Raises PostfixError if Postfix does not read it as expected.
+        Raises PostfixError if Postfix does not read the table as expected.
         """
         self._check(*_NULL_CHECK)
         self._null_table_ok = True
+        self.control.warm()
+        self._notes = self._limits()
 
     def prepare(self, action: Action) -> dict[str, Any] | Outcome:
         c = self.control
@@ -124,7 +128,7 @@ class ContainResponder:
                     self.kind, False, f"main.cf changed but the reload failed: {exc}", details
                 )
         details["reload"] = how
-        notes = self._limits()  # after the reload: not on the storm's clock
+        notes = self._notes if self._notes is not None else self._limits()  # after the reload
         details["not_covered"] = notes
         what = "null-sender mail (bounces) held in the queue (retry transport), soft_bounce=yes"
         if held:

@@ -177,10 +177,15 @@ class PostfixControl:
         self.command(plan.postfix_reload(self.config_directory))
         return "postfix reload"
 
-    def master_pid(self) -> int:
-        if self._queue_directory is None:  # asked once: a freeze should not wait for it
+    def warm(self) -> str:
+        """Ask now what a reload needs (the queue directory), not on the storm's clock."""
+        if self._queue_directory is None:
             self._queue_directory = self.param("queue_directory")
-        pidfile = Path(self._queue_directory) / "pid" / "master.pid"
+        return self._queue_directory
+
+    def master_pid(self) -> int:
+        queue_directory = self.warm()  # asked once: a freeze should not wait for it
+        pidfile = Path(queue_directory) / "pid" / "master.pid"
         try:
             text = pidfile.read_text().strip()
         except FileNotFoundError as exc:
