@@ -156,9 +156,13 @@ def run_once(
 
 
 def _stopped_at(latch: dict[str, Any]) -> float:
-    """When the first Postfix step (scoped containment, or the freeze) was done."""
+    """When the first Postfix step stopped the bounces: the scoped containment's reload
+    (before its recipient hold, which follows), or the freeze."""
     done = [a for a in latch["actions"] if a["kind"] in ("contain-postfix", "freeze-postfix")]
-    return min(datetime.fromisoformat(a["at"]).timestamp() for a in done)
+    return min(
+        float(a["details"].get("bounces_held_at") or datetime.fromisoformat(a["at"]).timestamp())
+        for a in done
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,7 +56,11 @@ class Recording(PostfixControl):
 
 def _responder(tmp_path: Path, control: Recording) -> ContainResponder:
     settings = Settings(postfix=PostfixSettings(config_directory=str(tmp_path)))
-    return ContainResponder(settings, control)
+
+    def wall() -> float:  # the time, as the number of calls so far
+        return float(len(control.calls))
+
+    return ContainResponder(settings, control, wall=wall)
 
 
 def test_the_bounces_are_contained_and_reloaded_before_the_recipient_hold(tmp_path: Path) -> None:
@@ -74,6 +78,7 @@ def test_the_bounces_are_contained_and_reloaded_before_the_recipient_hold(tmp_pa
         ("set", (plan.RECIPIENT_RESTRICTIONS,)),
         ("reload", ""),
     ]
+    assert out.details["bounces_held_at"] == 2.0  # right after the first reload
 
 
 def test_without_a_precheck_the_null_table_is_checked_first(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ leaving.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from watcher.core import plan
@@ -51,8 +52,15 @@ class ContainResponder:
 
     kind = "contain-postfix"
 
-    def __init__(self, settings: Settings, control: PostfixControl | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        control: PostfixControl | None = None,
+        *,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
+        self._wall = wall
         self.control = control or PostfixControl(settings.postfix.config_directory)
         self._null_table_ok = False  # the constant null-sender table answered as it must
         self._notes: list[str] | None = None  # what the scoped step does not cover
@@ -127,6 +135,8 @@ class ContainResponder:
                 return Outcome(
                     self.kind, False, f"main.cf changed but the reload failed: {exc}", details
                 )
+            if step is bounces:  # the outflow of bounces stops here (the hold follows)
+                details["bounces_held_at"] = self._wall()
         details["reload"] = how
         notes = self._notes if self._notes is not None else self._limits()  # after the reload
         details["not_covered"] = notes
