@@ -47,6 +47,22 @@ def _storm(n: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _loop_watcher(tmp_path: Path, state: Path, actions: str, extra: str = "") -> tuple[Path, Path]:
+    """A log with one line, the loop rule with ``actions``, and a settings file for a
+    watcher following it (``extra``: more TOML); returns (log, settings file)."""
+    log = tmp_path / "mail.log"
+    log.write_text(L.removed(0, "AAAAAA0001") + "\n")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "loop.toml").write_text(LOOP_RULE.format(actions=actions))
+    config = tmp_path / "stormwatch.toml"
+    config.write_text(
+        f'state_dir = "{state}"\ntimezone = "UTC"\nbundled_rules = false\n'
+        f"rules_dirs = [{json.dumps(str(rules))}]\n{extra}"
+    )
+    return log, config
+
+
 # -- 1. the state directory on a full file system ---------------------------------------
 
 
@@ -83,18 +99,13 @@ def test_a_full_state_filesystem_does_not_stop_the_watcher_nor_the_trip(
     tmp_path: Path, full_tmpfs: tuple[Path, Path], webhook: Webhook, watchers: Watchers
 ) -> None:
     state, filler = full_tmpfs
-    log = tmp_path / "mail.log"
-    log.write_text(L.removed(0, "AAAAAA0001") + "\n")
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "loop.toml").write_text(LOOP_RULE.format(actions='["command", "notify"]'))
     marker = tmp_path / "command-ran"
-    config = tmp_path / "stormwatch.toml"
-    config.write_text(
-        f'state_dir = "{state}"\ntimezone = "UTC"\nbundled_rules = false\n'
-        f"rules_dirs = [{json.dumps(str(rules))}]\n"
+    log, config = _loop_watcher(
+        tmp_path,
+        state,
+        '["command", "notify"]',
         f'[notify]\nurls = ["{webhook.apprise_url}"]\ntimeout_seconds = 5\n'
-        f'[command]\nargv = ["/usr/bin/touch", {json.dumps(str(marker))}]\n'
+        f'[command]\nargv = ["/usr/bin/touch", {json.dumps(str(marker))}]\n',
     )
     proc = watchers.start("--config", str(config), "--source", f"file:{log}")
     wait_for(lambda: "watching" in watchers.output(), 20, "the watcher to start",
@@ -225,17 +236,10 @@ def test_a_second_watcher_is_refused_and_rearm_never_reports_success_on_a_frozen
 def test_a_watcher_restarted_while_tripped_reports_tripped_in_status_and_metrics(
     tmp_path: Path, watchers: Watchers
 ) -> None:
-    log = tmp_path / "mail.log"
-    log.write_text(L.removed(0, "AAAAAA0001") + "\n")
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "loop.toml").write_text(LOOP_RULE.format(actions='["notify"]'))
     state = tmp_path / "state"
     port = free_port()
-    config = tmp_path / "stormwatch.toml"
-    config.write_text(
-        f'state_dir = "{state}"\ntimezone = "UTC"\nbundled_rules = false\n'
-        f"rules_dirs = [{json.dumps(str(rules))}]\n[metrics]\nenabled = true\nport = {port}\n"
+    log, config = _loop_watcher(
+        tmp_path, state, '["notify"]', f"[metrics]\nenabled = true\nport = {port}\n"
     )
     proc = watchers.start("--config", str(config), "--source", f"file:{log}")
     wait_for(lambda: "watching" in watchers.output(), 20, "the watcher to start")
@@ -280,18 +284,13 @@ def test_a_squatted_metrics_port_does_not_stop_the_watcher(
     squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     squatter.bind(("127.0.0.1", port))
     squatter.listen()
-    log = tmp_path / "mail.log"
-    log.write_text(L.removed(0, "AAAAAA0001") + "\n")
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "loop.toml").write_text(LOOP_RULE.format(actions='["notify"]'))
     state = tmp_path / "state"
-    config = tmp_path / "stormwatch.toml"
-    config.write_text(
-        f'state_dir = "{state}"\ntimezone = "UTC"\nbundled_rules = false\n'
-        f"rules_dirs = [{json.dumps(str(rules))}]\n"
+    log, config = _loop_watcher(
+        tmp_path,
+        state,
+        '["notify"]',
         f'[notify]\nurls = ["{webhook.apprise_url}"]\ntimeout_seconds = 5\n'
-        f"[metrics]\nenabled = true\nport = {port}\n"
+        f"[metrics]\nenabled = true\nport = {port}\n",
     )
     proc = watchers.start("--config", str(config), "--source", f"file:{log}")
     (warning,) = webhook.wait_for(1, 30, containing="metrics unavailable")
