@@ -75,6 +75,15 @@ def test_run_pages_blind_when_it_reads_no_postfix_line(
     assert "16 lines in an unknown format since" in page.body["title"]
     assert "unknown header format" in page.body["message"]
     assert "@4000" in page.body["message"]
+    status = tmp_path / "state" / "status.json"
+
+    def counted() -> dict[str, object] | None:
+        st: dict[str, object] = json.loads(status.read_text())
+        return st if st.get("unreadable") == 16 else None
+
+    st = wait_for(counted, 30, "status.json counting the unreadable lines")
+    assert st is not None
+    assert st["header_formats"] == {f"file:{log}": "unknown"}
     out = watchers.output()
     assert "header format rfc5424" in out
     assert "header format changed from rfc5424 to unknown" in out

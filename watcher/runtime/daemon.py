@@ -238,6 +238,8 @@ class Watcher:
             "lines_per_second": round(rate, 1),
             "events": p.events,
             "unparsed": p.parser.stats.unparsed,
+            "unreadable": p.parser.stats.unreadable,  # Postfix lines with a header none reads
+            "header_formats": {n: h.format for n, h in p.headers.items()},
             "last_event_time": (
                 iso(p.last_time, UTC, "seconds") if p.last_time is not None else None
             ),
