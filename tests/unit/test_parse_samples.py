@@ -9,7 +9,8 @@ where ``kind`` is the event class and the other keys are fields that must
 equal the given values (``time`` as an ISO 8601 string). ``#> none`` means
 the line is not an event and not an error (another program, or a Postfix
 line of a kind nobody counts); ``#> unparsed`` means a Postfix line that
-could not be parsed, which is counted and skipped. Other ``#`` lines are
+could not be parsed, which is counted and skipped; ``#> unreadable`` a
+Postfix-looking line whose header no format reads (counted apart, with the reason). Other ``#`` lines are
 comments. A file's first line may set the parser's context:
 
     # context: {"reference": "2011-10-17T00:00:00+00:00", "tz": "UTC"}
@@ -66,9 +67,10 @@ def test_samples_exist() -> None:
 def test_sample_line(context: dict[str, str], line: str, expect: str) -> None:
     parser = _parser(context)
     event = parser.parse(line)
-    if expect in ("none", "unparsed"):
+    if expect in ("none", "unparsed", "unreadable"):
         assert event is None, f"expected no event, got {event}"
         assert parser.stats.unparsed == (1 if expect == "unparsed" else 0)
+        assert parser.stats.unreadable == (1 if expect == "unreadable" else 0)
         return
     assert event is not None, f"no event; unparsed samples: {list(parser.stats.unparsed_samples)}"
     want = json.loads(expect)
@@ -80,6 +82,7 @@ def test_sample_line(context: dict[str, str], line: str, expect: str) -> None:
     for key, value in want.items():
         assert got[key] == value, f"{key}: {got[key]!r} != {value!r}"
     assert parser.stats.unparsed == 0
+    assert parser.stats.unreadable == 0
 
 
 def _per_line(parser: Parser, line: str) -> list[tuple[str, ...]]:

@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     warnings = validate.warnings(settings, [lr.rule for lr in rules])
     specs, _why = chosen_sources(args.source, settings.postfix.config_directory)
     warnings += source_warnings(specs, settings.postfix.config_directory)
+    formats = [_sniff(spec) for spec in specs]
+    warnings += [w for _, w in formats if w]
     w = sys.stdout.write
     if args.quiet:
         for warning in warnings:
@@ -52,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     for key, value in settings.model_dump(mode="json").items():
         w(f"  {key} = {json.dumps(value)}\n")
     w(f"sources: {', '.join(specs)}\n")
+    for spec, (said, _) in zip(specs, formats, strict=True):
+        if said:
+            w(f"  {spec}: {said}\n")
     w(f"rules ({len(rules)} enabled; bundled from {bundled_rules_dir()}):\n")
     for lr in rules:
         r = lr.rule
@@ -66,3 +71,34 @@ def run(args: argparse.Namespace) -> int:
         w(f"WARNING: {warning}\n")
     w("OK\n")
     return EXIT_OK
+
+
+def _sniff(spec: str) -> tuple[str, str]:
+    """(what a file source's last lines say of its header format, a warning or "")."""
+    from watcher.core.headers import EXAMPLES
+    from watcher.sources.sniff import TAIL_BYTES, sniff_file
+
+    if not spec.startswith("file:"):
+        return ("header format journal (fields)" if spec == "journal" else ""), ""
+    path = spec[len("file:") :]
+    try:
+        s = sniff_file(path)
+    except OSError as exc:
+        return f"cannot read its last lines: {exc.strerror or exc}", ""
+    if not s.postfix_lines:
+        return (
+            f"no Postfix line in its last {TAIL_BYTES >> 10} KiB: header format not known yet",
+            "",
+        )
+    kind, n = s.formats.most_common(1)[0] if s.formats else ("unknown", 0)
+    said = (
+        f"header format {kind} ({EXAMPLES.get(kind, '')}): {n} of the last "
+        f"{s.postfix_lines} Postfix lines"
+    )
+    if not s.unreadable:
+        return said, ""
+    reason, line = s.unreadable[-1]
+    return said, (
+        f"{path}: {len(s.unreadable)} of the last {s.postfix_lines} Postfix lines have a "
+        f"header stormwatch cannot read ({reason}): {line[:200]}"
+    )

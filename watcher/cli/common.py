@@ -24,10 +24,15 @@ from watcher.runtime.config import DEFAULT_CONFIG, load_settings
 from watcher.runtime.rulefiles import LoadedRule, load_rules
 
 EXIT_OK, EXIT_TRIPPED, EXIT_CONFIG, EXIT_FAILURE = 0, 1, 2, 3
+# replay read to the end, no rule tripped, but a large share of the Postfix-looking lines had
+# a header it could not read: "no trip" means nothing. Not 1 (a trip is a finding, and wins
+# when both hold), not 2/3 (those say the command did not do its job at all).
+EXIT_BLIND = 4
 
 EXIT_HELP = (
     "Exit status: 0 no rule tripped (or done), 1 a rule tripped (or the switch is tripped),"
-    " 2 refused at start (usage, settings or rules), 3 runtime failure."
+    " 2 refused at start (usage, settings or rules), 3 runtime failure, 4 (replay) no rule"
+    " tripped but many Postfix lines were in a header format it cannot read."
 )
 
 

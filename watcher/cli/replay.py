@@ -10,7 +10,15 @@ from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
-from watcher.cli.common import EXIT_HELP, EXIT_OK, EXIT_TRIPPED, Parents, reference_of, rules_from
+from watcher.cli.common import (
+    EXIT_BLIND,
+    EXIT_HELP,
+    EXIT_OK,
+    EXIT_TRIPPED,
+    Parents,
+    reference_of,
+    rules_from,
+)
 from watcher.cli.common import settings_from as load
 from watcher.reports import verdict
 from watcher.runtime.replay import replay
@@ -77,4 +85,6 @@ def _print(v: dict[str, object], as_json: bool, out: TextIO) -> int:
         out.write(json.dumps(v, indent=2, ensure_ascii=False) + "\n")
     else:
         out.write(verdict.render_text(v))
-    return EXIT_TRIPPED if v["tripped"] else EXIT_OK
+    if v["tripped"]:
+        return EXIT_TRIPPED
+    return EXIT_BLIND if v["blind"] else EXIT_OK

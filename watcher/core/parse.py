@@ -1,11 +1,16 @@
 """One log line -> one typed event, or nothing. Pure: no I/O, no wall clock.
 
-Three line formats are understood, per line:
+Three line formats are read on the fast path, per line:
 
 * classic syslog ``Oct 16 17:52:52 host prog[pid]: msg`` (day space-padded),
 * Postfix's own ``maillog_file`` (postlogd; day zero-padded, optionally with
   fractional seconds),
 * RFC 3339 ``2026-11-28T02:50:43.123456+00:00 host prog[pid]: msg``.
+
+A line in any other header format (:mod:`watcher.core.headers`: RFC 5424,
+year-first, ``journalctl -o short-full``/``short-unix``...) is rewritten into
+the RFC 3339 form and read again; a Postfix-looking line whose header no format
+reads is counted as unreadable (``ParseStats.unreadable``), with the reason.
 
 Records from the journal skip the text header: :meth:`Parser.parse_record`
 takes the fields as they are.
@@ -32,6 +37,7 @@ from watcher.core.events import (
     QueueSender,
     Removed,
 )
+from watcher.core.headers import looks_postfix, read_line
 from watcher.core.times import micros
 
 # Short queue IDs: upper-case hex, 6 or more. Long queue IDs
@@ -75,7 +81,7 @@ LOOP_MARKER = "(" + _LOOP_PREFIX
 # well-formed cases are handled on the spot; anything else is handed to
 # Parser.parse_known, so both paths judge a line the same way.
 SCAN_RE = re.compile(
-    r"\]: (?P<qid>[0-9A-Za-z]{6,38}+): (?:"
+    r"\]: *(?P<qid>[0-9A-Za-z]{6,38}+): (?:"
     rf"from=<(?P<sender>{ADDR})>, size=\d+, nrcpt=(?P<from>\d+)"
     r"|(?P<to>to=<)|(?P<removed>removed)$|(?P<other>from=<|(?:sender|postmaster) ))",
     re.MULTILINE,
@@ -150,11 +156,15 @@ def _lost(digits: str) -> int:
 
 @dataclass(slots=True)
 class ParseStats:
-    """What the parser saw. ``unparsed_samples`` keeps the last few offenders."""
+    """What the parser saw. ``unparsed_samples`` keeps the last few offenders;
+    ``unreadable``: Postfix-looking lines whose header no format reads (samples:
+    ``(reason, line)``)."""
 
     lines: int = 0
     unparsed: int = 0
     unparsed_samples: deque[str] = field(default_factory=lambda: deque(maxlen=10))
+    unreadable: int = 0
+    unreadable_samples: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=10))
 
 
 class Parser:
@@ -179,6 +189,7 @@ class Parser:
         self.cached_time = self._ts_cache.get  # for the hot loop; the dict is only ever cleared
         self._minute_cache: dict[str, int] = {}  # "Oct 16 17:52" -> the minute's start
         self._last: int | None = None  # the last time converted: which pass of a repeated hour
+        self._original: str | None = None  # while a rewritten line is read: the line as it was
 
     # -- public -----------------------------------------------------------------
 
@@ -193,15 +204,23 @@ class Parser:
             return None
         if line[0].isdigit():  # one test for the format, per line
             # RFC 3339: "2026-11-28T02:50:43.123456+00:00 host prog[pid]: msg"
+            if line[10:11] != "T":
+                return self._reheader(line, "unknown header format")
             ts_end = line.find(" ")
         else:
             # classic / maillog_file: "Oct 16 17:52:52[.123456] host ..."
-            ts_end = line.find(" ", 15) if line[15:16] == "." else 15
+            c15 = line[15:16]
+            if c15 == " ":
+                ts_end = 15
+            elif c15 == ".":
+                ts_end = line.find(" ", 15)
+            else:
+                return self._reheader(line, "unknown header format")
         if ts_end < 0:
-            return None
+            return self._reheader(line, "no host after the timestamp")
         host_end = line.find(" ", ts_end + 1)
         if host_end < 0:
-            return None
+            return self._reheader(line, "no program after the host")
         prog_end = line.find("[", host_end + 1, host_end + 64)
         if prog_end < 0:
             return self._no_pid(line, host_end)
@@ -212,8 +231,10 @@ class Parser:
             return None
         pid_end = line.find("]: ", prog_end)
         if pid_end < 0 or not line[prog_end + 1 : pid_end].isdigit():
-            return self._unparsed(line)
+            return self._reheader(line, "tag is not program[pid]:")
         msg_start = pid_end + 3
+        if line[msg_start : msg_start + 1] == " ":  # column-aligned: "]:   QID: "
+            msg_start = len(line) - len(line[msg_start:].lstrip(" "))
         qid_end = line.find(": ", msg_start, msg_start + 40)
         if qid_end < 0 or ":" in line[msg_start:qid_end]:
             return None
@@ -240,7 +261,7 @@ class Parser:
             return self._unparsed(line)
         time = self._time(line[:ts_end])
         if time is None:
-            return self._unparsed(line)
+            return self._reheader(line, "timestamp not understood")
         host = line[ts_end + 1 : host_end]
         pid = int(line[prog_end + 1 : pid_end])
         return self._body(kind, body, time, host, program, pid, qid, line)
@@ -329,7 +350,25 @@ class Parser:
 
     def _unparsed(self, line: str) -> AnyEvent | None:
         self.stats.unparsed += 1
-        self.stats.unparsed_samples.append(line[:500])
+        self.stats.unparsed_samples.append((self._original or line)[:500])
+        return None
+
+    def _reheader(self, line: str, why: str) -> AnyEvent | None:
+        """The fast path could not read the header: another format (rewritten and read
+        again), or, for a Postfix-looking line, unreadable."""
+        original = self._original
+        if original is None:
+            r = read_line(line)
+            if r.line is not None and r.line is not line:
+                self._original = line
+                try:
+                    return self.parse_known(r.line)
+                finally:
+                    self._original = None
+            why = r.reason or why
+        if looks_postfix(original or line):
+            self.stats.unreadable += 1
+            self.stats.unreadable_samples.append((why, (original or line)[:500]))
         return None
 
     def _no_pid(self, line: str, host_end: int) -> AnyEvent | None:
@@ -339,7 +378,7 @@ class Parser:
             return None
         program = line[host_end + 1 : colon]
         if program.startswith("postfix"):
-            return self._unparsed(line)
+            return self._reheader(line, "no [pid] after the program")
         if program.startswith(("rsyslogd", "systemd-journal")):
             ts_end = line.rfind(" ", 0, host_end)
             time = self._time(line[:ts_end])
@@ -388,6 +427,8 @@ class Parser:
     def _convert(self, ts: str) -> tuple[int, bool]:
         """Microseconds for ``ts``, and whether they follow from the text alone."""
         if ts[0].isdigit():
+            if len(ts) < 19:  # a date alone is not a log line's time
+                raise ValueError(ts)
             dt = datetime.fromisoformat(ts)
             if dt.tzinfo is not None:
                 return micros(dt), True

@@ -24,6 +24,7 @@ from watcher.core.events import (
     QueueSender,
     Removed,
 )
+from watcher.core.headers import FormatChange, SourceHeaders, block_kind
 from watcher.core.parse import Parser
 from watcher.core.rules import Rule
 
@@ -96,6 +97,8 @@ class StepSummary:
 ActionSink = Callable[[list[Action], Where], None]
 LossSink = Callable[[LogLoss, Where], None]
 StepSink = Callable[[int, Where], None]  # how far back (microseconds), and the line
+FormatSink = Callable[[FormatChange], None]  # a source's header format, found or changed
+BlindSink = Callable[[SourceHeaders], None]  # a source's Postfix lines: none readable
 
 
 class Pipeline:
@@ -117,6 +120,8 @@ class Pipeline:
         on_loss: LossSink | None = None,
         on_time_step: StepSink | None = None,
         evidence_cap: int = 5000,
+        on_format: FormatSink | None = None,
+        on_blind: BlindSink | None = None,
     ) -> None:
         self.parser = parser
         self.correlator = correlator
@@ -125,6 +130,9 @@ class Pipeline:
         self.on_actions = on_actions
         self.on_loss = on_loss
         self.on_time_step = on_time_step
+        self.on_format = on_format
+        self.on_blind = on_blind
+        self.headers: dict[str, SourceHeaders] = {}  # per source: its header format
         self.evidence_cap = evidence_cap
         self.summaries = {r.name: self._summary(r) for r in detector.rules}
         self.actions: list[tuple[Action, Where]] = []
@@ -150,6 +158,8 @@ class Pipeline:
         on_actions: ActionSink | None = None,
         on_loss: LossSink | None = None,
         on_time_step: StepSink | None = None,
+        on_format: FormatSink | None = None,
+        on_blind: BlindSink | None = None,
     ) -> Pipeline:
         detector = (
             Detector(rules, local_domains=local_domains)
@@ -164,6 +174,8 @@ class Pipeline:
             on_actions=on_actions,
             on_loss=on_loss,
             on_time_step=on_time_step,
+            on_format=on_format,
+            on_blind=on_blind,
         )
 
     @classmethod
@@ -176,6 +188,8 @@ class Pipeline:
         on_actions: ActionSink | None = None,
         on_loss: LossSink | None = None,
         on_time_step: StepSink | None = None,
+        on_format: FormatSink | None = None,
+        on_blind: BlindSink | None = None,
     ) -> Pipeline:
         """:meth:`build` with the content filters and join limits of the settings."""
         return cls.build(
@@ -188,6 +202,8 @@ class Pipeline:
             on_actions=on_actions,
             on_loss=on_loss,
             on_time_step=on_time_step,
+            on_format=on_format,
+            on_blind=on_blind,
         )
 
     def _summary(self, rule: Rule) -> RuleSummary:
@@ -229,9 +245,44 @@ class Pipeline:
 
     def run_text(self, text: str, source: str, start: int = 1) -> int:
         """Feed a block of whole lines; return how many lines it held."""
+        kind, at = block_kind(text)
+        if kind is None:  # not in a format the fast path reads: line by line
+            text = self.rewrite_headers(text, source, start)
+        elif kind:
+            self.note_format(source, kind, start + at)
         scanned = scan_block(text, self.detector.collapsible)
         self.apply(scanned, source, start, lambda pos: line_at(text, pos))
         return scanned[0]
+
+    def headers_of(self, source: str) -> SourceHeaders:
+        h = self.headers.get(source)
+        if h is None:
+            h = self.headers[source] = SourceHeaders(source)
+        return h
+
+    def note_format(self, source: str, kind: str, lineno: int) -> None:
+        """Readable Postfix lines in ``kind`` (a fast format, or the journal's fields)."""
+        change = self.headers_of(source).saw(kind, lineno)
+        if change is not None and self.on_format is not None:
+            self.on_format(change)
+
+    def rewrite_headers(self, text: str, source: str, start: int) -> str:
+        """A block in a rare (or unknown) header format, in the fast path's form; its
+        unreadable Postfix-looking lines are counted, and a source gone blind is said."""
+        h = self.headers_of(source)
+        text, changes, missed = h.rewrite(text, start)
+        stats = self.parser.stats
+        for bad in missed:
+            stats.unreadable += 1
+            stats.unreadable_samples.append((bad.reason, bad.text))
+        if self.on_format is not None:
+            for change in changes:
+                self.on_format(change)
+        if h.blind and not h.blind_reported:
+            h.blind_reported = True
+            if self.on_blind is not None:
+                self.on_blind(h)
+        return text
 
     def apply(
         self,

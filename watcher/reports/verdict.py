@@ -19,6 +19,9 @@ from watcher.core.times import iso_or_none
 
 SCHEMA = 1
 TOP_DOMAINS = 20
+# replay is "blind" when at least this share of the Postfix-looking lines (unreadable ones
+# and events) had a header it could not read
+BLIND_SHARE = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,8 @@ class InputInfo:
     name: str
     lines: int
     long_lines_cut: int = 0  # lines over 64 KiB, cut as the live source cuts them
+    header_format: str | None = None  # the first format found (None: no Postfix line)
+    format_changes: tuple[tuple[int, str], ...] = ()  # (line, new format), the first 20
 
 
 def _where(w: Where | None, tz: tzinfo) -> dict[str, Any] | None:
@@ -76,12 +81,22 @@ def build(
         "tripped": trip is not None,
         "trip": None if trip is None else {"rule": trip_rule, **(_where(trip, tz) or {})},
         "inputs": [
-            {"name": i.name, "lines": i.lines, "long_lines_cut": i.long_lines_cut} for i in inputs
+            {
+                "name": i.name,
+                "lines": i.lines,
+                "long_lines_cut": i.long_lines_cut,
+                "format": i.header_format,
+                "format_changes": [{"line": n, "format": f} for n, f in i.format_changes],
+            }
+            for i in inputs
         ],
         "lines": ps.lines,
         "events": pipeline.events,
         "unparsed": ps.unparsed,
         "unparsed_samples": list(ps.unparsed_samples),
+        "unreadable": ps.unreadable,
+        "unreadable_samples": [{"reason": r, "text": t} for r, t in ps.unreadable_samples],
+        "blind": is_blind(ps.unreadable, pipeline.events),
         "span": {
             "first": iso_or_none(pipeline.first_time, tz),
             "last": iso_or_none(pipeline.last_time, tz),
@@ -120,6 +135,11 @@ def build(
     }
 
 
+def is_blind(unreadable: int, events: int) -> bool:
+    """Whether so many Postfix-looking lines were unreadable that "no trip" means nothing."""
+    return unreadable > 0 and unreadable >= BLIND_SHARE * (unreadable + events)
+
+
 def _short_time(value: str | None) -> str:
     """'2011-10-16T17:52:52+09:00' -> '2011-10-16 17:52:52'."""
     if not value:
@@ -146,12 +166,28 @@ def render_text(v: dict[str, Any]) -> str:
     """The verdict for a person at a terminal."""
     out: list[str] = []
     add = out.append
+    if v["unreadable"]:
+        share = v["unreadable"] / max(1, v["unreadable"] + v["events"])
+        head = "BLIND" if v["blind"] else "WARNING"
+        add(
+            f"{head}: {v['unreadable']:,} Postfix lines ({share:.0%}) had a header stormwatch "
+            "cannot read: they were not counted."
+        )
+        for sample in v["unreadable_samples"][:3]:
+            add(f"    {sample['reason']}: {sample['text']}")
     span = v["span"]
     add(
         f"Read {v['lines']:,} lines from {len(v['inputs'])} input(s), "
         f"{_short_time(span['first'])} to {_short_time(span['last'])}; "
         f"{v['events']:,} Postfix events."
     )
+    for i in v["inputs"]:
+        changes = i.get("format_changes") or []
+        later = "; then " + ", ".join(f"{c['format']} at line {c['line']}" for c in changes[1:4])
+        add(
+            f"Header format of {i['name']}: {i.get('format') or 'no Postfix line found'}"
+            + (later if len(changes) > 1 else "")
+        )
     cut = sum(i.get("long_lines_cut", 0) for i in v["inputs"])
     if cut:
         add(f"Lines over 64 KiB, cut to their first 64 KiB: {cut:,}")

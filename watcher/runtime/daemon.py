@@ -23,6 +23,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from watcher.core.headers import JOURNAL
 from watcher.core.pipeline import Pipeline
 from watcher.core.times import iso, wall_us
 from watcher.sources.base import Item, JournalRecord, Source, TextLine
@@ -167,6 +168,8 @@ class Watcher:
                 texts = []
             assert isinstance(item, JournalRecord)
             st.lines += 1
+            if item.program.startswith("postfix"):
+                p.note_format(name, JOURNAL, st.lines)  # said once; fields have no header
             ev = p.parser.parse_record(item.time, item.host, item.program, item.pid, item.message)
             if ev is not None:
                 p.feed_event(ev, name, st.lines, f"{item.program}[{item.pid}]: {item.message}")
@@ -235,6 +238,8 @@ class Watcher:
             "lines_per_second": round(rate, 1),
             "events": p.events,
             "unparsed": p.parser.stats.unparsed,
+            "unreadable": p.parser.stats.unreadable,  # Postfix lines with a header none reads
+            "header_formats": {n: h.format for n, h in p.headers.items()},
             "last_event_time": (
                 iso(p.last_time, UTC, "seconds") if p.last_time is not None else None
             ),

@@ -82,7 +82,9 @@ def replay(
     infos: list[InputInfo] = []
     for inp, label in zip(inputs, labels or names, strict=True):
         lines, cut = _feed(pipeline, inp, label, progress)
-        infos.append(InputInfo(label, lines, cut))
+        h = pipeline.headers.get(label)
+        changes = tuple((c.lineno, c.new) for c in h.changes) if h is not None else ()
+        infos.append(InputInfo(label, lines, cut, changes[0][1] if changes else None, changes))
     return Replayed(pipeline, infos, list(responder.planned), tz)
 
 
@@ -147,7 +149,15 @@ def _feed_parallel(
     cut = 0
     cached: dict[int, str] = {}
     collapse = pipeline.detector.collapsible
-    for start, end, scanned, cuts in scan_parallel(path, ranges, workers, collapse):
+    for start, end, scanned, cuts, (kind, at) in scan_parallel(path, ranges, workers, collapse):
+        if kind is None:  # not in a fast header format: this range again, line by line
+            text = read_range(path, start, end)[0]
+            pipeline.run_text(text, label, lineno)
+            lineno += scanned[0]
+            cut += cuts
+            continue
+        if kind:
+            pipeline.note_format(label, kind, lineno + at)
 
         def fetch(pos: int, start: int = start, end: int = end) -> tuple[str, int]:
             if start not in cached:  # a delivery the scanner left out: read its block again

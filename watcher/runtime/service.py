@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from watcher.core.decide import Action
 from watcher.core.events import LogLoss
+from watcher.core.headers import EXAMPLES, FormatChange, SourceHeaders
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline, Where
 from watcher.core.rules import Rule
@@ -80,6 +81,34 @@ def warn_log_loss(ev: LogLoss, where: Where) -> None:
         lost,
         where.source,
         where.lineno,
+    )
+
+
+def log_format(change: FormatChange) -> None:
+    """A source's header format: said when first found, and at each change."""
+    if change.old is None:
+        log.warning(
+            "%s: header format %s (%s)", change.source, change.new, EXAMPLES.get(change.new, "")
+        )
+    else:
+        log.warning(
+            "%s: header format changed from %s to %s at line %d",
+            change.source,
+            change.old,
+            change.new,
+            change.lineno,
+        )
+
+
+def warn_blind(h: SourceHeaders) -> None:
+    first = h.blind_first
+    log.error(
+        "%s: blind: %d Postfix lines in a row in an unknown format since line %d (%s): %s",
+        h.source,
+        h.blind_run,
+        first.lineno if first else 0,
+        first.reason if first else "",
+        first.text if first else "",
     )
 
 
@@ -254,6 +283,8 @@ def _dry(
         on_actions=printer,
         on_loss=warn_log_loss,
         on_time_step=warn_time_step,
+        on_format=log_format,
+        on_blind=warn_blind,
     )
 
     def apply(new: Settings) -> None:
@@ -271,7 +302,11 @@ def _live(
     metrics: Metrics | None,
 ) -> Built:
     from watcher.responders.notify.delivery import Notifier
-    from watcher.responders.notify.text import render_log_loss, render_metrics_unavailable
+    from watcher.responders.notify.text import (
+        render_blind,
+        render_log_loss,
+        render_metrics_unavailable,
+    )
     from watcher.runtime import switch as killswitch
 
     notifier = Notifier.from_settings(settings.notify, options.notify_urls)
@@ -284,6 +319,21 @@ def _live(
         title, body = render_log_loss(ev.lost, where.text, host=switch.host)
         notifier.send(title, body, "warning")
 
+    def on_blind(h: SourceHeaders) -> None:
+        warn_blind(h)
+        first = h.blind_first
+        since = clock.now().isoformat(timespec="seconds")
+        title, body = render_blind(
+            h.blind_run,
+            h.source,
+            first.lineno if first else 0,
+            since,
+            first.text if first else "",
+            first.reason if first else "",
+            host=switch.host,
+        )
+        current[0].send(title, body, "warning")
+
     pipeline = Pipeline.from_settings(
         rules,
         parser,
@@ -291,6 +341,8 @@ def _live(
         on_actions=switch.on_actions,
         on_loss=on_loss,
         on_time_step=warn_time_step,
+        on_format=log_format,
+        on_blind=on_blind,
     )
     switch.pipeline = pipeline
     switch.tick()  # a latch from before a restart: stay tripped, act no more

@@ -107,8 +107,9 @@ def _last_line(held: Pending) -> bytes:
 PARALLEL_MIN_BYTES = 16 << 20
 RANGE_BYTES = 2 << 20
 
-# start, end, what scan_block found, lines cut in the range
-ScannedRange = tuple[int, int, "Scanned", int]
+# start, end, what scan_block found, lines cut in the range, its header format
+# (watcher.core.headers.block_kind: None if the range must be read line by line)
+ScannedRange = tuple[int, int, "Scanned", int, tuple[str | None, int]]
 
 
 def line_ranges(path: str, size: int, span: int | None = None) -> list[tuple[int, int]] | None:
@@ -145,11 +146,12 @@ def read_range(path: str, start: int, end: int) -> tuple[str, int]:
 
 def _scan_range(job: tuple[str, int, int, bool]) -> ScannedRange:
     """Worker: scan one byte range of a file (runs in a child process)."""
+    from watcher.core.headers import block_kind
     from watcher.core.scanner import scan_block
 
     path, start, end, collapse = job
     text, cuts = read_range(path, start, end)
-    return start, end, scan_block(text, collapse), cuts
+    return start, end, scan_block(text, collapse), cuts, block_kind(text)
 
 
 def scan_parallel(

@@ -196,6 +196,32 @@ def render_log_loss(lost: int, first_line: str, *, host: str = "") -> tuple[str,
     return title, "\n".join(body)
 
 
+def render_blind(
+    lines: int,
+    source: str,
+    since_line: int,
+    since: str,
+    sample: str,
+    reason: str,
+    *,
+    host: str = "",
+) -> tuple[str, str]:
+    """A source's Postfix lines are coming in and none has a header stormwatch reads."""
+    title = f"{PREFIX} blind{_on(host)}: {lines} lines in an unknown format since {since}"
+    body = [
+        f"{source} is giving Postfix lines whose header stormwatch cannot read: {lines} in a row",
+        f"since line {since_line} (noticed {since}), none of them readable. Nothing from this",
+        "source is counted: a storm would not trip the switch.",
+        "",
+        f"The first ({reason}):",
+        _line(sample),
+        "",
+        "Fix: have the syslog daemon write a format stormwatch reads (classic, RFC 3339,",
+        "RFC 5424; see the README), or follow Postfix's own maillog_file or the journal.",
+    ]
+    return title, "\n".join(body)
+
+
 def render_metrics_unavailable(problem: str, *, host: str = "") -> tuple[str, str]:
     """The metrics port could not be bound: the switch still works, monitoring is blind."""
     title = f"{PREFIX} metrics unavailable{_on(host)}"
