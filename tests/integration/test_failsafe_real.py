@@ -63,6 +63,16 @@ def _loop_watcher(tmp_path: Path, state: Path, actions: str, extra: str = "") ->
     return log, config
 
 
+def _tripped_metric(port: int) -> str | None:
+    """/metrics when it says stormwatch_tripped 1; None before (or not listening yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text: str = r.read().decode()
+    except OSError:
+        return None
+    return text if "stormwatch_tripped 1.0" in text else None
+
+
 # -- 1. the state directory on a full file system ---------------------------------------
 
 
@@ -264,12 +274,7 @@ def test_a_watcher_restarted_while_tripped_reports_tripped_in_status_and_metrics
     assert st["tripped_rules"] == ["loop"]
     assert st["switch"]["state"] == "tripped"
 
-    def scrape() -> str | None:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            text: str = r.read().decode()
-        return text if "stormwatch_tripped 1.0" in text else None
-
-    assert wait_for(scrape, 20, "stormwatch_tripped 1 after the restart")
+    assert wait_for(lambda: _tripped_metric(port), 20, "stormwatch_tripped 1 after the restart")
 
 
 # -- 11. another process on the metrics port -----------------------------------------------
@@ -302,15 +307,7 @@ def test_a_squatted_metrics_port_does_not_stop_the_watcher(
     webhook.wait_for(1, 30, containing="TRIPPED")
     squatter.close()
 
-    def scrape() -> str | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                text: str = r.read().decode()
-        except OSError:
-            return None
-        return text if "stormwatch_tripped 1.0" in text else None
-
-    assert wait_for(scrape, 30, "/metrics once the port is free")
+    assert wait_for(lambda: _tripped_metric(port), 30, "/metrics once the port is free")
     assert "after 1 failed attempt(s)" in watchers.output()
     assert len(webhook.wait_for(1, 1, containing="metrics unavailable")) == 1  # paged once
 
