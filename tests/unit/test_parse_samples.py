@@ -30,6 +30,7 @@ import pytest
 
 from watcher.core.events import Delivery, QueueSender, Removed
 from watcher.core.parse import Parser
+from watcher.core.pipeline import Pipeline
 from watcher.core.scanner import REMOVED, SENDER, Scanned, scan_block
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "parse"
@@ -143,3 +144,16 @@ def test_the_agreement_check_catches_a_scanner_that_drops_sender_events() -> Non
     for context, line in senders:
         good = _per_line(_parser(context), line)
         assert _through_scanner(_parser(context), line, lossy) != good
+
+
+def test_another_programs_delivery_lines_are_not_counted_as_events() -> None:
+    """sendmail's sm-mta logs ``QID: to=<...>`` too: the block scanner must not count it."""
+    block = (
+        "Nov 27 09:10:20 mx sm-mta[1142]: t4Q76gYC001138: to=<user@example.com>, "
+        "delay=00:01:27, mailer=esmtp, dsn=4.0.0, stat=Deferred\n"
+        "Nov 27 09:10:21 mx postfix/smtp[1153]: 8E9FA0B1C2: to=<to@example.net>, "
+        "relay=mail.example.net[192.0.2.25]:25, delay=2, dsn=2.0.0, status=sent (250 Ok)\n"
+    )
+    pipeline = Pipeline.build([], _parser({}))
+    pipeline.run_text(block, "mail.log")
+    assert pipeline.events == 1

@@ -86,6 +86,14 @@ def scan_block(text: str, collapse: bool = True) -> Scanned:
             append((REMOVED, qid, ts, at))
             continue
         if kind == "to":
+            # not seen from qmgr in this block: make sure it is Postfix's line
+            # (sendmail's sm-mta logs "QID: to=<...>" too)
+            if (
+                qid not in pending
+                and qid not in local_null
+                and find("postfix", rfind("\n", 0, at) + 1, at) < 0
+            ):
+                continue
             end = find("\n", at)
             if end < 0:
                 end = len(text)
