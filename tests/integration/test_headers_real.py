@@ -6,11 +6,15 @@ which pages "blind" to a loopback webhook.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from tests.headershapes import SHAPES, life, tai64n
+from tests.integration.harness.journal import Journal, journal_tools
 from tests.integration.harness.requires import wait_for
 from tests.integration.harness.stormwatch import Watchers, cli
 from tests.integration.harness.webhook import Webhook
@@ -87,3 +91,49 @@ def test_run_pages_blind_when_it_reads_no_postfix_line(
     out = watchers.output()
     assert "header format rfc5424" in out
     assert "header format changed from rfc5424 to unknown" in out
+
+
+@pytest.mark.parametrize(
+    ("output", "found"),
+    [
+        ("short", "classic"),
+        ("short-precise", "classic-precise"),
+        ("short-iso", "rfc3339"),
+        ("short-iso-precise", "rfc3339"),
+        ("short-full", "short-full"),
+        ("short-unix", "short-unix"),
+    ],
+)
+def test_replay_reads_what_journalctl_itself_prints(
+    tmp_path: Path, output: str, found: str
+) -> None:
+    """The incident's lines written into a real journal file, printed by the real
+    journalctl in each text output, then replayed: the same events as the classic file."""
+    _, journalctl = journal_tools()
+    journal = Journal(tmp_path / "mail.journal", journal_tools()[0])
+    records: list[tuple[datetime, str, str, str]] = []
+
+    def keep(d: datetime, program: str, pid: str, message: str) -> str:
+        records.append((d, program, pid, message))
+        return ""
+
+    life(keep, 30)
+    entries = []
+    for d, program, pid, message in records:
+        entry = journal.entry(message, program, _PID=pid, _UID="0")
+        entry["__REALTIME_TIMESTAMP"] = str(int(d.timestamp() * 1_000_000))
+        entries.append(entry)
+    journal.append(*entries)
+    log = tmp_path / "mail.log"
+    with log.open("wb") as f:
+        subprocess.run(
+            [journalctl, "--file", str(journal.path), "-o", output, "--no-pager", "--utc"],
+            stdout=f, check=True, timeout=30, env={**os.environ, "TZ": "UTC"},
+        )  # fmt: skip
+    done = cli("replay", "--json", "--no-progress", "--year", "2011",
+               "--config", str(_config(tmp_path)), str(log))  # fmt: skip
+    assert done.returncode == 1, log.read_text()[:500] + done.stderr
+    v = json.loads(done.stdout)
+    assert (v["events"], v["unreadable"], v["blind"]) == (120, 0, False), log.read_text()[:300]
+    assert v["inputs"][0]["format"] == found
+    assert v["trip"]["rule"] == "backscatter"

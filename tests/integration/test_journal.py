@@ -10,95 +10,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
-import struct
-import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.integration.harness.journal import BOOT_ID, Journal, journal_tools
 from watcher.sources.base import JournalRecord, Source
 from watcher.sources.journal import JournalSource, Untrusted, default_accept, parse_entry
-
-REMOTE_CANDIDATES = (
-    "/lib/systemd/systemd-journal-remote",
-    "/usr/lib/systemd/systemd-journal-remote",
-)
-BOOT_ID = "0123456789abcdef0123456789abcdef"
-
-
-def _tools() -> tuple[str, str]:
-    remote = next((p for p in REMOTE_CANDIDATES if os.access(p, os.X_OK)), None)
-    journalctl = shutil.which("journalctl")
-    if remote is None or journalctl is None:
-        why = "needs journalctl and systemd-journal-remote (apt-get install systemd-journal-remote)"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-    return remote, journalctl
-
-
-class Journal:
-    """A journal file that tests append entries to."""
-
-    def __init__(self, path: Path, remote: str) -> None:
-        self.path = path
-        self.remote = remote
-        self.clock = time.time_ns() // 1000
-
-    def append(self, *entries: Mapping[str, str | bytes]) -> None:
-        data = b"".join(self._export(e) for e in entries)
-        done = subprocess.run(
-            [self.remote, f"--output={self.path}", "-"],
-            input=data,
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-        assert done.returncode == 0, f"journal-remote failed: {done.stderr.decode()}"
-        # journal files are written through mmap, which inotify does not see; journald
-        # therefore "posts a change" after writing: ftruncate() to the same size, so that
-        # followers wake up (journal_file_post_change). journal-remote may exit without
-        # doing it for its last entries, so do as journald does.
-        os.truncate(self.path, self.path.stat().st_size)
-
-    def entry(
-        self, message: str | bytes, program: str = "postfix/smtp", **fields: str
-    ) -> dict[str, str | bytes]:
-        self.clock = max(self.clock + 1, time.time_ns() // 1000)
-        return {
-            "__REALTIME_TIMESTAMP": str(self.clock),
-            "__MONOTONIC_TIMESTAMP": str(self.clock),
-            "_BOOT_ID": BOOT_ID,
-            "_HOSTNAME": "mx1",
-            "SYSLOG_IDENTIFIER": program,
-            "_PID": "4242",
-            "_UID": "0",
-            "MESSAGE": message,
-            **fields,
-        }
-
-    def say(self, *messages: str, program: str = "postfix/smtp") -> None:
-        self.append(*(self.entry(m, program) for m in messages))
-
-    @staticmethod
-    def _export(entry: Mapping[str, str | bytes]) -> bytes:
-        out = b""
-        for key, value in entry.items():
-            raw = value.encode() if isinstance(value, str) else value
-            if isinstance(value, bytes) or b"\n" in raw:  # export format's binary field
-                out += key.encode() + b"\n" + struct.pack("<Q", len(raw)) + raw + b"\n"
-            else:
-                out += key.encode() + b"=" + raw + b"\n"
-        return out + b"\n"
 
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Journal:
-    remote, _ = _tools()
+    remote, _ = journal_tools()
     journal = Journal(tmp_path / "test.journal", remote)
     journal.say("the journal file exists", program="kernel")
     return journal
@@ -115,7 +41,7 @@ def sources(tmp_path: Path, journal: Journal) -> Iterator[list[JournalSource]]:
 def start(
     made: list[JournalSource], journal: Journal, state: Path, **kwargs: object
 ) -> JournalSource:
-    _, journalctl = _tools()
+    _, journalctl = journal_tools()
     kwargs.setdefault("backoff_initial", 0.05)
     kwargs.setdefault("extra_args", ("--file", str(journal.path)))
     source = JournalSource(state, journalctl=(journalctl,), **kwargs)  # type: ignore[arg-type]
@@ -284,7 +210,7 @@ def test_killed_journalctl_is_restarted_without_loss_or_replay(
 def test_journal_rotation_is_followed_and_resumed_across(
     sources: list[JournalSource], tmp_path: Path
 ) -> None:
-    remote, _ = _tools()
+    remote, _ = journal_tools()
     directory = tmp_path / "journal"
     directory.mkdir()
     journal = Journal(directory / "system.journal", remote)
