@@ -313,11 +313,12 @@ def _live(
     for problem in notifier.problems:
         log.warning("notify: %s", problem)
     switch = killswitch.build(settings, notifier, keepalive=sd.watchdog, metrics=metrics)
+    current = [notifier]  # replaced on a reload: warnings go through the current one
 
     def on_loss(ev: LogLoss, where: Where) -> None:
         warn_log_loss(ev, where)
         title, body = render_log_loss(ev.lost, where.text, host=switch.host)
-        notifier.send(title, body, "warning")
+        current[0].send(title, body, "warning")
 
     def on_blind(h: SourceHeaders) -> None:
         warn_blind(h)
@@ -349,7 +350,6 @@ def _live(
     if pipeline.decider.tripped:
         log.error("the switch is TRIPPED (from the state file): run 'stormwatch rearm' to re-arm")
     notifier.start()
-    current = [notifier]
 
     def apply(new: Settings) -> None:
         fresh = Notifier.from_settings(new.notify, options.notify_urls)
