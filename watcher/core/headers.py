@@ -21,8 +21,9 @@ and ``classic-unpadded`` (``Jan 1 00:00:00``). A tag without the colon after the
 
 A source's format is found on its Postfix-looking lines (:func:`looks_postfix`) and
 kept per source (:class:`SourceHeaders`): a block whose first and last
-Postfix-looking lines are in a fast format is read as it is (:func:`block_kind`: two
-lines looked at, whatever the block's size); any other block is read line by line,
+Postfix-looking lines, and a few spread between them, are in a fast format is read as
+it is (:func:`block_kind`: ``SAMPLES`` lines looked at, whatever the block's size); any
+other block is read line by line,
 rewritten, and its Postfix-looking lines whose header no format reads are counted
 as unreadable and blanked (never silently skipped).
 """
