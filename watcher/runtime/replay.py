@@ -147,7 +147,8 @@ def _feed_parallel(
     cut = 0
     cached: dict[int, str] = {}
     collapse = pipeline.detector.collapsible
-    for start, end, scanned, cuts in scan_parallel(path, ranges, workers, collapse):
+    origins = pipeline.detector.origin_wants
+    for start, end, scanned, cuts in scan_parallel(path, ranges, workers, collapse, origins):
 
         def fetch(pos: int, start: int = start, end: int = end) -> tuple[str, int]:
             if start not in cached:  # a delivery the scanner left out: read its block again
