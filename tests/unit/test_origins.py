@@ -75,6 +75,16 @@ def loopback_message(t: float, n: int) -> list[str]:
     ]
 
 
+def relay_client_message(t: float, n: int) -> list[str]:
+    qid = f"9{n:09X}"
+    return [
+        L.line(t, "postfix/smtpd", f"{qid}: client=app.lan[10.0.0.5]", 3400),
+        L.qmgr_from(t, qid, "newsletter@example.com"),
+        L.delivery(t + 0.2, qid, f"c{n}@example.org", relay="mx.example.org[198.51.100.2]:25"),
+        L.removed(t + 0.3, qid),
+    ]
+
+
 def _traffic() -> list[str]:
     lines: list[str] = []
     for i in range(40):
@@ -84,6 +94,7 @@ def _traffic() -> list[str]:
         lines += pickup_message(t + 0.7, i, 33 if i % 2 else 1000)
         lines += L.ordinary_message(t + 1.0, i)  # client unknown[198.51.100.7]
         lines += loopback_message(t + 1.5, i)
+        lines += relay_client_message(t + 1.7, i)
     return lines
 
 
@@ -145,7 +156,9 @@ def test_pickup_and_client_rules() -> None:
         "uid 1000 <u1000>": 20,
     }
     # the network client only: loopback (content filters, local apps) is not "client"
-    assert Counter(p.summaries["client-flood"].by_origin) == {"client unknown[198.51.100.7]": 40}
+    by_client = p.summaries["client-flood"].by_origin
+    assert by_client.most_common(1) == [("client app.lan[10.0.0.5]", 40)]
+    assert sum(by_client.values()) == 80  # and ordinary mail: 40 clients, once each
     counts = p.detector.window_counts(L.micros(100))
     assert counts["client-flood"] == 40
     assert counts["sasl-flood"] == sum(1 + i % 3 for i in range(40) if i % 4)  # bob's
@@ -181,6 +194,41 @@ def test_origin_rules_keep_ordinary_mail_on_the_fast_path() -> None:
     sasl_lmtp = {f"6{100 + i:09X}" for i in range(40)}  # carol's: delivered by lmtp only
     deliveries = {e[1] for e in events if e[0] == DELIVERY}
     assert not deliveries & sasl_lmtp  # a program no origin rule counts: left out
-    # the pickup, client and loopback messages collapse to their "removed" (their from=
+    # the pickup, client (2 kinds) and loopback messages collapse to their "removed" (their from=
     # and delivery lines left out), and carol's 40 lmtp deliveries are left out
-    assert collapsed == 3 * 40 * 2 + 40
+    assert collapsed == 4 * 40 * 2 + 40
+
+
+def test_deliveries_an_origin_rule_may_count_come_with_their_line() -> None:
+    """No delivery is fetched again by offset for the origin rules (a fetch re-reads and
+    counts the block): a message whose origin line is in an earlier block gets its line
+    too, and a kept message's hand-off to a content filter is left out at once."""
+    d = Detector(RULES)
+    sasl = sasl_message(1.0, 1, "bob")
+    to_filter = L.delivery(1.2, "6000000001", "x@example.net", relay="127.0.0.1[127.0.0.1]:10024")
+    first, second = "\n".join(sasl[:3]) + "\n", "\n".join([to_filter, *sasl[3:]]) + "\n"
+    _, events, _, _, _ = scan_block(second, True, d.origin_wants)
+    deliveries = [e for e in events if e[0] == DELIVERY]
+    assert [e[3] for e in deliveries] == [None, sasl[3]]  # the filter's hand-off: no line
+    p = Pipeline.build(RULES, Parser(reference=L.REFERENCE))
+    fetched: list[int] = []
+
+    def fetch(pos: int, text: str = "") -> tuple[str, int]:
+        fetched.append(pos)
+        raise AssertionError("fetched")
+
+    n = 1
+    for text in (first, second):
+        scanned = scan_block(text, True, p.detector.origin_wants)
+        p.apply(scanned, "mail.log", n, fetch)
+        n += scanned[0]
+    assert p.summaries["sasl-flood"].matches == 1
+    lines = _traffic()
+    for block in (3, 17):
+        p = Pipeline.build(RULES, Parser(reference=L.REFERENCE))
+        for i in range(0, len(lines), block):
+            scanned = scan_block(
+                "\n".join(lines[i : i + block]) + "\n", True, p.detector.origin_wants
+            )
+            p.apply(scanned, "mail.log", i + 1, fetch)
+    assert fetched == []

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from watcher.core.correlate import Fact
 from watcher.core.destinations import LocalDomains
 from watcher.core.events import MICROS, BounceNotice, Delivery, ForwardingLoop, Origin
-from watcher.core.origin import ORIGIN_KINDS, OriginWants, origin_key
+from watcher.core.origin import ORIGIN_KINDS, OriginWants, origin_key, relay_markers
 from watcher.core.rules import ORIGIN_GROUPS, Match, Rule
 from watcher.core.settings import DEFAULT_CONTENT_FILTERS
 from watcher.core.window import SlidingCounter
@@ -119,7 +119,9 @@ def _group_key(rule: Rule, f: Fact) -> str:
     return ev.transport
 
 
-def _origin_wants(rules: Sequence[Rule]) -> tuple[OriginWants, frozenset[str]]:
+def _origin_wants(
+    rules: Sequence[Rule], content_filters: tuple[str, ...]
+) -> tuple[OriginWants, frozenset[str]]:
     """What the block scanner must keep of origins, and the origin kinds whose
     deliveries some rule counts (rules with ``match.origin``)."""
     by_origin = [r for r in rules if r.match.event == "delivery" and r.match.origin != "any"]
@@ -134,7 +136,9 @@ def _origin_wants(rules: Sequence[Rule]) -> tuple[OriginWants, frozenset[str]]:
             break
         assert agents is not None
         agents |= frozenset(r.match.agents)
-    return OriginWants(frozenset(kinds), agents), counted
+    remote_only = bool(by_origin) and all(r.match.remote for r in by_origin)
+    skip = relay_markers(content_filters) if remote_only else ()
+    return OriginWants(frozenset(kinds), agents, skip), counted
 
 
 def _senders_wanted(rules: Iterable[Rule]) -> frozenset[str]:
@@ -184,7 +188,7 @@ class Detector:
         self._want_any = _senders_wanted(
             r for r in self.rules if r.match.event == "delivery" and r.match.origin == "any"
         ) | {"null"}
-        self.origin_wants, self._want_origin = _origin_wants(self.rules)
+        self.origin_wants, self._want_origin = _origin_wants(self.rules, filters)
         self._want_loop = _senders_wanted(
             r for r in self.rules if r.match.event == "forwarding-loop"
         )

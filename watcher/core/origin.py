@@ -85,15 +85,31 @@ class OriginWants:
     ``kinds``: the origin kinds some rule counts or groups by (empty: none, and the
     scanner passes no origin on). ``agents``: the delivery programs those rules count
     (None: any); a delivery of a message with a wanted origin by another program is
-    left out like ordinary mail.
+    left out like ordinary mail, and so is one to ``skip_relays`` (content filters, when
+    every such rule counts remote relays only).
     """
 
     kinds: frozenset[str] = frozenset()
     agents: frozenset[str] | None = None
+    skip_relays: tuple[str, ...] = ()  # "[ip]:port," of relays none of those rules counts
 
 
 NO_ORIGINS = OriginWants()
 ALL_ORIGINS = OriginWants(frozenset(ORIGIN_KINDS))
+
+
+def relay_markers(entries: tuple[str, ...]) -> tuple[str, ...]:
+    """``[ip]:port,`` as a delivery line shows the relay, for ``ip:port`` and
+    ``[ip6]:port`` entries (others give none: the per-line judgement stays)."""
+    out = []
+    for e in entries:
+        if e.startswith("["):
+            if "]:" in e:
+                out.append(e + ",")
+        elif e.count(":") == 1 and e.partition(":")[2].isdigit():
+            ip, _, port = e.partition(":")
+            out.append(f"[{ip}]:{port},")
+    return tuple(out)
 
 
 def origin_key(origin: Origin | None, group: str) -> str:

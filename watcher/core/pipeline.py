@@ -54,6 +54,7 @@ class Evidence:
     qid: str
     domain: str
     sender: str
+    origin: str = ""  # where the message came from (watcher.core.origin.describe), if counted
 
 
 @dataclass(slots=True)
@@ -301,7 +302,8 @@ class Pipeline:
                 if (
                     not wanted
                     and not (wants_loops and ev[5] and wants(sender, True))
-                    and not (by_origin and wants_origin(origin_of(ev[1])))  # type: ignore[arg-type]
+                    # the scanner gives the line of every delivery an origin rule may count
+                    and not (by_origin and ev[3] is not None and wants_origin(origin_of(ev[1])))  # type: ignore[arg-type]
                 ):
                     count += 1
                     continue
@@ -413,13 +415,15 @@ class Pipeline:
         sender = fact.sender if fact.sender is not None else "?"
         s.by_domain[domain] += 1
         s.by_sender[sender] += 1
+        origin = ""
         if hit.rule.match.origin != "any" or hit.rule.window.group_by in ORIGIN_GROUPS:
-            s.by_origin[describe(fact.origin)] += 1
+            origin = describe(fact.origin)
+            s.by_origin[origin] += 1
         if isinstance(fact.event, Delivery):
             s.transports[fact.event.transport] += 1
         if len(s.evidence) == s.evidence.maxlen:
             s.evidence_dropped += 1
-        s.evidence.append(Evidence(where, fact.event.qid, domain, sender))
+        s.evidence.append(Evidence(where, fact.event.qid, domain, sender, origin))
         if self.switch_tripped is not None:
             s.after_switch += 1
         was_tripped = self.decider.is_tripped(hit.rule.name)

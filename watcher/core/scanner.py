@@ -60,6 +60,14 @@ def _agent_at(text: str, at: int) -> str:
     return text[text.rfind("/", max(0, lb - 64), lb) + 1 : lb] if lb >= 0 else ""
 
 
+def _to_skipped_relay(text: str, at: int, end: int, markers: tuple[str, ...]) -> bool:
+    """Does the delivery line go to one of the relays no origin rule counts (``[ip]:port,``)?
+    A line with a quoted address is not judged here: the quotes may hold anything."""
+    if text.find('"', at, end) >= 0:
+        return False
+    return any(text.find(mk, at, end) >= 0 for mk in markers)
+
+
 def scan_block(text: str, collapse: bool = True, origins: OriginWants = NO_ORIGINS) -> Scanned:
     """``(lines, events, collapsed, first_ts, last_ts)`` for a block of whole lines.
 
@@ -79,7 +87,7 @@ def scan_block(text: str, collapse: bool = True, origins: OriginWants = NO_ORIGI
     append = out.append
     rfind, find = text.rfind, text.find
     local_null: set[str] = set()
-    kinds, agents = origins.kinds, origins.agents
+    kinds, agents, skip = origins.kinds, origins.agents, origins.skip_relays
     kept: set[str] = set()  # qid of a message with an origin some rule counts
     seen: set[str] = set()  # qid whose origin line is in this block (wanted or not)
     pending: dict[str, int] = {}  # qid -> index of its SENDER event, while it may collapse
@@ -114,8 +122,10 @@ def scan_block(text: str, collapse: bool = True, origins: OriginWants = NO_ORIGI
             if (
                 not is_loop
                 and qid not in local_null
-                and qid in kept
+                and kinds
+                and (qid in kept or qid not in seen)  # (not seen: its origin may be earlier)
                 and (agents is None or _agent_at(text, at) in agents)
+                and not (skip and _to_skipped_relay(text, at, end, skip))
             ):
                 pass  # a rule may count it by its origin: with its line, below
             elif not is_loop and qid not in local_null:
