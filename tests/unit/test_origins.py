@@ -232,3 +232,53 @@ def test_deliveries_an_origin_rule_may_count_come_with_their_line() -> None:
             )
             p.apply(scanned, "mail.log", i + 1, fetch)
     assert fetched == []
+
+
+def through_amavis(
+    t: float, n: int, user: str, *, to: str = "", status: str = "sent", via: str = "smtp"
+) -> list[str]:
+    """A SASL user's message, scanned by amavisd and re-injected from localhost (as genlog's
+    and fonylew's logs show it): the final delivery belongs to the re-injected copy."""
+    qid, copy = f"A{n:09X}", f"B{n:09X}"
+    to = to or f"r{n}@example.net"
+    return [
+        L.line(t, "postfix/submission/smtpd",
+               f"{qid}: client=pc[192.0.2.9], sasl_method=PLAIN, sasl_username={user}", 3100),
+        L.qmgr_from(t, qid, f"{user}@example.com"),
+        L.line(t + 1, "postfix/smtpd", f"{copy}: client=localhost[127.0.0.1]", 3500),
+        L.qmgr_from(t + 1, copy, f"{user}@example.com"),
+        L.delivery(t + 1, qid, to, relay="127.0.0.1[127.0.0.1]:10024", status=status,
+                   program=f"postfix/{via}",
+                   detail=f"250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as {copy}"),
+        L.removed(t + 1, qid),
+        L.delivery(t + 2, copy, to, relay="mx.example.net[203.0.113.5]:25"),
+        L.removed(t + 2, copy),
+    ]  # fmt: skip
+
+
+def _amavis_traffic() -> list[str]:
+    lines: list[str] = []
+    for i in range(30):
+        lines += through_amavis(i * 3.0, i, "bob")
+    lines += through_amavis(100, 90, "bob", to='"odd, status=sent ("@example.net')
+    lines += through_amavis(103, 91, "bob", status="deferred")  # not re-injected: no hop
+    # a filter spoken to by lmtp (a program no flood rule counts), a quoted address
+    lines += through_amavis(106, 92, "bob", to='"x, y"@example.net', via="lmtp")
+    return lines
+
+
+@pytest.mark.parametrize("block", [1, 5, 100_000])
+def test_the_origin_hops_across_a_content_filter(block: int) -> None:
+    lines = _amavis_traffic()
+    p = Pipeline.build(RULES, Parser(reference=L.REFERENCE))
+    n = 1
+    for i in range(0, len(lines), block):
+        n += p.run_text("\n".join(lines[i : i + block]) + "\n", "mail.log", n)
+    slow = _per_line(lines)
+    for pipeline in (p, slow):
+        s = pipeline.summaries["sasl-flood"]
+        assert s.by_origin == {"sasl bob from pc[192.0.2.9]": 32}  # the deferred one: no copy
+        assert pipeline.summaries["client-flood"].matches == 0
+    assert [e.where.lineno for e in p.summaries["sasl-flood"].evidence] == [
+        e.where.lineno for e in slow.summaries["sasl-flood"].evidence
+    ]

@@ -137,6 +137,19 @@ class Correlator:
         """qmgr's ``removed``: the queue ID may be reused from now on."""
         self._open.pop(qid, None)
 
+    def inherit(self, child: str, parent: str) -> None:
+        """A content filter re-injected ``parent`` as ``child``: ``child`` came from where
+        ``parent`` came from (its own ``client=`` line names the filter, on localhost)."""
+        source = self._open.get(parent)
+        if source is None or source[3] is None:
+            return
+        entry = self._open.get(child)
+        if entry is None:
+            self._open[child] = (None, "", source[2], source[3])
+            self._grew()
+        else:
+            self._open[child] = (entry[0], entry[1], entry[2], source[3])
+
     def sender_of(self, qid: str) -> str | None:
         entry = self._open.get(qid)
         return None if entry is None else entry[0]

@@ -138,7 +138,8 @@ def _origin_wants(
         agents |= frozenset(r.match.agents)
     remote_only = bool(by_origin) and all(r.match.remote for r in by_origin)
     skip = relay_markers(content_filters) if remote_only else ()
-    return OriginWants(frozenset(kinds), agents, skip), counted
+    hops = relay_markers(content_filters) if kinds else ()
+    return OriginWants(frozenset(kinds), agents, skip, hops), counted
 
 
 def _senders_wanted(rules: Iterable[Rule]) -> frozenset[str]:

@@ -86,16 +86,31 @@ class OriginWants:
     scanner passes no origin on). ``agents``: the delivery programs those rules count
     (None: any); a delivery of a message with a wanted origin by another program is
     left out like ordinary mail, and so is one to ``skip_relays`` (content filters, when
-    every such rule counts remote relays only).
+    every such rule counts remote relays only). ``hop_relays``: a message handed to one
+    of these (status sent, ``queued as NEWQID``) passes its origin on to NEWQID: a content
+    filter re-injects it from localhost, and the origin would be lost at the hop.
     """
 
     kinds: frozenset[str] = frozenset()
     agents: frozenset[str] | None = None
     skip_relays: tuple[str, ...] = ()  # "[ip]:port," of relays none of those rules counts
+    hop_relays: tuple[str, ...] = ()  # "[ip]:port," of content filters: the origin hops on
 
 
 NO_ORIGINS = OriginWants()
 ALL_ORIGINS = OriginWants(frozenset(ORIGIN_KINDS))
+
+
+# A content filter's answer once it has re-injected the message: amavisd's "250 2.0.0
+# from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as NEWQID" (the detail's ")"
+# may be there or not).
+_QUEUED_AS_RE = re.compile(r"queued as ([0-9A-Za-z]{6,38})\)?$")
+
+
+def queued_as(text: str) -> str:
+    """The queue ID a content filter's reply says the message was re-injected as ("")."""
+    m = _QUEUED_AS_RE.search(text)
+    return m[1] if m is not None else ""
 
 
 def relay_markers(entries: tuple[str, ...]) -> tuple[str, ...]:

@@ -25,14 +25,14 @@ from watcher.core.events import (
     Removed,
     Submitted,
 )
-from watcher.core.origin import describe, parse_origin
-from watcher.core.parse import Parser
+from watcher.core.origin import describe, parse_origin, queued_as
+from watcher.core.parse import QID_RE, Parser
 from watcher.core.rules import ORIGIN_GROUPS, Rule
 
 if TYPE_CHECKING:
     from watcher.core.settings import Settings
 from watcher.core.ladder import Ladder
-from watcher.core.scanner import DELIVERY, ORIGIN, REMOVED, SENDER, Scanned, scan_block
+from watcher.core.scanner import DELIVERY, HOP, ORIGIN, REMOVED, SENDER, Scanned, scan_block
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +311,9 @@ class Pipeline:
                     line, lineno = fetch(ev[2])  # type: ignore[arg-type]
                 else:
                     line, lineno = ev[3], ev[4]  # type: ignore[assignment]
+            elif kind == HOP:
+                corr.inherit(ev[2], ev[1])  # type: ignore[arg-type]
+                continue
             elif kind == ORIGIN:
                 ts = ev[3]  # type: ignore[assignment]
                 time = known_time(ts) or timestamp(ts)
@@ -348,6 +351,10 @@ class Pipeline:
         if isinstance(ev, Submitted):
             corr.note_origin(ev.qid, ev.origin, ev.time)
             return
+        if isinstance(ev, Delivery) and ev.status == "sent" and self._hop(ev):
+            child = queued_as(ev.detail)
+            if QID_RE.fullmatch(child) is not None:
+                corr.inherit(child, ev.qid)
         if isinstance(ev, Delivery) and not self.detector.wants_delivery(
             corr.sender_of(ev.qid), isinstance(ev, ForwardingLoop), corr.origin_of(ev.qid)
         ):
@@ -375,6 +382,12 @@ class Pipeline:
             if step is not None:
                 self.decider.mark_done(step.kind)
                 self._act([step], where or Where(source, lineno, line, ev.time))
+
+    def _hop(self, ev: Delivery) -> bool:
+        """Is ``ev`` a hand-off to a content filter the origin hops across? (The block
+        scanner's test: the relay as ``[ip]:port,`` is one of ``hop_relays``.)"""
+        hops = self.detector.origin_wants.hop_relays
+        return bool(hops) and f"[{ev.relay_ip}]:{ev.relay_port}," in hops
 
     def _saw(self, t: int) -> None:
         if self.first_time is None or t < self.first_time:

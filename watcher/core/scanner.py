@@ -14,7 +14,9 @@ few things the rest of the pipeline needs, in log order:
 * ``(OTHER, lineno, line, offset)`` — a line the per-line parser must judge:
   bounce notices, rate-limit reports, odd ``from=<`` lines;
 * ``(ORIGIN, qid, message, timestamp_text, offset)`` — smtpd's ``client=`` or
-  pickup's ``uid=``, only of the origin kinds some rule counts.
+  pickup's ``uid=``, only of the origin kinds some rule counts;
+* ``(HOP, qid, new_qid, offset)`` — a content filter took the message, status sent,
+  and says it re-injected it as ``new_qid``: the copy has the original's origin.
 
 ``lineno`` counts from 0 at the block's first line; ``offset`` is a position
 in the block (within the event's line).
@@ -29,7 +31,13 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from watcher.core.origin import NO_ORIGINS, OriginWants, origin_kind, program_logs_origin
+from watcher.core.origin import (
+    NO_ORIGINS,
+    OriginWants,
+    origin_kind,
+    program_logs_origin,
+    queued_as,
+)
 from watcher.core.parse import LOOP_MARKER, LOSS_LINE_RE, LOSS_MARKERS, QID_RE, SCAN_RE
 
 REMOVED: Final = 0
@@ -37,6 +45,7 @@ SENDER: Final = 1
 DELIVERY: Final = 2
 OTHER: Final = 3
 ORIGIN: Final = 4
+HOP: Final = 5
 
 # a bounce notice's new queue ID: that message has the null sender
 _CHILD_RE = re.compile(r" notification: ([0-9A-Za-z]{6,38})$", re.MULTILINE)
@@ -88,6 +97,7 @@ def scan_block(text: str, collapse: bool = True, origins: OriginWants = NO_ORIGI
     rfind, find = text.rfind, text.find
     local_null: set[str] = set()
     kinds, agents, skip = origins.kinds, origins.agents, origins.skip_relays
+    hops = origins.hop_relays
     kept: set[str] = set()  # qid of a message with an origin some rule counts
     seen: set[str] = set()  # qid whose origin line is in this block (wanted or not)
     pending: dict[str, int] = {}  # qid -> index of its SENDER event, while it may collapse
@@ -119,7 +129,23 @@ def scan_block(text: str, collapse: bool = True, origins: OriginWants = NO_ORIGI
             if end < 0:
                 end = len(text)
             is_loop = find(LOOP_MARKER, at, end) >= 0
-            if (
+            quoted = False  # a quoted address may hold anything: the parser judges the line
+            if hops and (qid in kept or qid not in seen):
+                quoted = find('"', at, end) >= 0
+                if quoted or (
+                    find(", status=sent (", at, end) >= 0 and _to_skipped_relay(text, at, end, hops)
+                ):
+                    copy = queued_as(text[at:end])
+                    if copy and QID_RE.fullmatch(copy) is not None:
+                        if not quoted:
+                            append((HOP, qid, copy, at))  # its origin passes to the copy
+                        kept.add(copy)
+                        pending.pop(copy, None)
+                    else:
+                        quoted = False
+            if quoted and not is_loop and qid not in local_null:
+                pass  # with its line, below: the pipeline sees the hop as the parser does
+            elif (
                 not is_loop
                 and qid not in local_null
                 and kinds
