@@ -100,7 +100,8 @@ def storm_message(t: float, n: int, list_sender: str) -> list[str]:
 def ordinary_message(t: float, n: int) -> list[str]:
     qid = f"3{n:09X}"
     return [
-        line(t, "postfix/smtpd", f"{qid}: client=unknown[198.51.100.7]", 3000),
+        # many users' mail, each from its own client: not one client relaying a flood
+        line(t, "postfix/smtpd", f"{qid}: client=unknown[198.51.100.{n % 250 + 1}]", 3000),
         line(t, "postfix/cleanup", f"{qid}: message-id=<{n}@example.com>", 3001),
         qmgr_from(t, qid, f"user{n}@example.com"),
         delivery(t + 0.5, qid, f"rcpt{n}@example.net", relay="mx.example.net[203.0.113.5]:25"),

@@ -10,6 +10,7 @@ import pytest
 
 from watcher import __version__
 from watcher.cli import main
+from watcher.core.origin import NO_ORIGINS, OriginWants
 from watcher.sources.replay import ScannedRange, scan_parallel
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden"
@@ -80,9 +81,13 @@ def test_parallel_scan_of_a_large_file_gives_the_same_verdict(
     ranges: list[int] = []
 
     def counting(
-        path: str, spans: list[tuple[int, int]], workers: int, collapse: bool
+        path: str,
+        spans: list[tuple[int, int]],
+        workers: int,
+        collapse: bool,
+        origins: OriginWants = NO_ORIGINS,
     ) -> Iterator[ScannedRange]:
-        for scanned in scan_parallel(path, spans, workers, collapse):
+        for scanned in scan_parallel(path, spans, workers, collapse, origins):
             ranges.append(scanned[0])
             yield scanned
 

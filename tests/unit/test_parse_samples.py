@@ -28,10 +28,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from watcher.core.events import Delivery, QueueSender, Removed
+from watcher.core.events import Delivery, QueueSender, Removed, Submitted
+from watcher.core.origin import ALL_ORIGINS, NO_ORIGINS, OriginWants, parse_origin
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline
-from watcher.core.scanner import REMOVED, SENDER, Scanned, scan_block
+from watcher.core.scanner import ORIGIN, REMOVED, SENDER, Scanned, scan_block
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "parse"
 
@@ -81,6 +82,10 @@ def test_sample_line(context: dict[str, str], line: str, expect: str) -> None:
         want_time = datetime.fromisoformat(want.pop("time"))
         assert datetime.fromtimestamp(got["time"] / 1e6, UTC) == want_time
     for key, value in want.items():
+        if isinstance(value, dict):  # a nested record (an origin): the fields given
+            for sub, v in value.items():
+                assert got[key][sub] == v, f"{key}.{sub}: {got[key][sub]!r} != {v!r}"
+            continue
         assert got[key] == value, f"{key}: {got[key]!r} != {value!r}"
     assert parser.stats.unparsed == 0
     assert parser.stats.unreadable == 0
@@ -97,6 +102,8 @@ def _per_line(parser: Parser, line: str) -> list[tuple[str, ...]]:
         return [("removed", ev.qid)]
     if isinstance(ev, Delivery):
         return [("delivery", ev.qid)]
+    if isinstance(ev, Submitted):
+        return [("origin", ev.qid, ev.origin.kind)]
     return [(type(ev).__name__, ev.qid)]
 
 
@@ -107,7 +114,7 @@ def _through_scanner(
     (qmgr's sender, removed; a bad timestamp is handed on) as it found them; the lines it
     hands on, as the parser then judges them (the pipeline parses a delivery line only
     when a rule could count it)."""
-    n_lines, events, _, _, _ = scan(line + "\n", False)
+    n_lines, events, _, _, _ = scan(line + "\n", False, ALL_ORIGINS)
     assert n_lines == 1
     out: list[tuple[str, ...]] = []
     for ev in events:
@@ -115,6 +122,12 @@ def _through_scanner(
             out.append(("sender", str(ev[1]), str(ev[2])))
         elif ev[0] == REMOVED and parser.timestamp(str(ev[2])) is not None:
             out.append(("removed", str(ev[1])))
+        elif (
+            ev[0] == ORIGIN
+            and parser.timestamp(str(ev[3])) is not None
+            and (origin := parse_origin(str(ev[2]))) is not None
+        ):
+            out.append(("origin", str(ev[1]), origin.kind))
         else:  # as the pipeline does: the per-line parser judges the line
             out += _per_line(parser, line)
     return out
@@ -131,8 +144,8 @@ def test_block_scanner_agrees_with_the_per_line_parser(
 def test_the_agreement_check_catches_a_scanner_that_drops_sender_events() -> None:
     """The check above can fail: a scanner that loses qmgr's from=<> lines is caught."""
 
-    def lossy(text: str, collapse: bool = True) -> Scanned:
-        n, events, collapsed, first, last = scan_block(text, collapse)
+    def lossy(text: str, collapse: bool = True, origins: OriginWants = NO_ORIGINS) -> Scanned:
+        n, events, collapsed, first, last = scan_block(text, collapse, origins)
         return n, [e for e in events if e[0] != SENDER], collapsed, first, last
 
     senders = [

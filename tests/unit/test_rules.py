@@ -22,7 +22,10 @@ seconds = 60
 
 def test_bundled_rules_load() -> None:
     names = {r.rule.name for r in load_rules()}
-    assert names == {"backscatter", "forwarding-loop", "bounce-burst"}
+    assert names == {
+        "backscatter", "forwarding-loop", "bounce-burst",
+        "sasl-flood", "local-flood", "client-flood",
+    }  # fmt: skip
     assert all(Path(r.path).parent == bundled_rules_dir() for r in load_rules())
 
 

@@ -13,16 +13,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from watcher.core.events import MICROS, AnyEvent, BounceNotice, Delivery, QueueSender, Removed
+from watcher.core.events import (
+    MICROS,
+    AnyEvent,
+    BounceNotice,
+    Delivery,
+    Origin,
+    QueueSender,
+    Removed,
+    Submitted,
+)
 
 UNKNOWN: None = None
 
 
-# An open queue ID: (sender, parent, last). ``sender`` is None when not seen
+# An open queue ID: (sender, parent, last, origin). ``sender`` is None when not seen
 # (a lost line, or the watcher started mid-stream); ``parent`` is the queue
 # ID of the message this one is a bounce of ("" if none); ``last`` the event
-# time of the last activity. Plain tuples: this table is on the hot path.
-_Open = tuple[str | None, str, int]
+# time of the last activity; ``origin`` smtpd's client / pickup's uid (None: not
+# seen, or no rule needs it). Plain tuples: this table is on the hot path.
+_Open = tuple[str | None, str, int, Origin | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +43,14 @@ class Fact:
     For a :class:`BounceNotice` it is the *original* message's sender — the
     address the notification is about to be sent to. ``parent`` is the
     message a bounce was made from ("" if not a bounce, or not known).
+    ``origin`` is where the message came from (for a bounce notice: the original
+    message's), None when not known.
     """
 
     event: Delivery | BounceNotice
     sender: str | None
     parent: str
+    origin: Origin | None = None
 
 
 @dataclass(slots=True)
@@ -75,9 +88,12 @@ class Correlator:
                 self.stats.unknown_sender += 1
             if entry is None:
                 return Fact(ev, UNKNOWN, "")
-            return Fact(ev, entry[0], entry[1])
+            return Fact(ev, entry[0], entry[1], entry[3])
         if isinstance(ev, QueueSender):
             self.note_sender(ev.qid, ev.sender, ev.time)
+            return None
+        if isinstance(ev, Submitted):
+            self.note_origin(ev.qid, ev.origin, ev.time)
             return None
         if isinstance(ev, Removed):
             table.pop(ev.qid, None)
@@ -85,10 +101,12 @@ class Correlator:
         if isinstance(ev, BounceNotice):
             parent = table.get(ev.qid)
             had_child = table.pop(ev.child_qid, None) is not None
-            table[ev.child_qid] = ("", ev.qid, ev.time)  # a notification has the null sender
+            table[ev.child_qid] = ("", ev.qid, ev.time, None)  # a notification: null sender
             if not had_child:
                 self._grew()
-            return Fact(ev, None if parent is None else parent[0], ev.qid)
+            if parent is None:
+                return Fact(ev, None, ev.qid)
+            return Fact(ev, parent[0], ev.qid, parent[3])
         return None
 
     def note_sender(self, qid: str, sender: str, time: int) -> None:
@@ -97,18 +115,48 @@ class Correlator:
         table = self._open
         old = table.pop(qid, None)
         if old is None:
-            table[qid] = (sender, "", time)
+            table[qid] = (sender, "", time, None)
             self._grew()
         else:
-            table[qid] = (sender, old[1], time)
+            table[qid] = (sender, old[1], time, old[3])
+
+    def note_origin(self, qid: str, origin: Origin, time: int) -> None:
+        """smtpd's ``client=`` / pickup's ``uid=``: the message was queued, from ``origin``.
+
+        Comes before qmgr's ``from=<..>``: a queue ID seen again here is a new message
+        (a short ID reused), so what was known of the old one goes.
+        """
+        self._maybe_sweep(time)
+        table = self._open
+        had = table.pop(qid, None) is not None
+        table[qid] = (None, "", time, origin)
+        if not had:
+            self._grew()
 
     def forget(self, qid: str) -> None:
         """qmgr's ``removed``: the queue ID may be reused from now on."""
         self._open.pop(qid, None)
 
+    def inherit(self, child: str, parent: str) -> None:
+        """A content filter re-injected ``parent`` as ``child``: ``child`` came from where
+        ``parent`` came from (its own ``client=`` line names the filter, on localhost)."""
+        source = self._open.get(parent)
+        if source is None or source[3] is None:
+            return
+        entry = self._open.get(child)
+        if entry is None:
+            self._open[child] = (None, "", source[2], source[3])
+            self._grew()
+        else:
+            self._open[child] = (entry[0], entry[1], entry[2], source[3])
+
     def sender_of(self, qid: str) -> str | None:
         entry = self._open.get(qid)
         return None if entry is None else entry[0]
+
+    def origin_of(self, qid: str) -> Origin | None:
+        entry = self._open.get(qid)
+        return None if entry is None else entry[3]
 
     def _grew(self) -> None:
         table = self._open

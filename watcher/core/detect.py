@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from watcher.core.correlate import Fact
 from watcher.core.destinations import LocalDomains
-from watcher.core.events import MICROS, BounceNotice, Delivery, ForwardingLoop
-from watcher.core.rules import Match, Rule
+from watcher.core.events import MICROS, BounceNotice, Delivery, ForwardingLoop, Origin
+from watcher.core.origin import ORIGIN_KINDS, OriginWants, origin_key, relay_markers
+from watcher.core.rules import ORIGIN_GROUPS, Match, Rule
 from watcher.core.settings import DEFAULT_CONTENT_FILTERS
 from watcher.core.window import SlidingCounter
 
@@ -62,6 +63,7 @@ def compile_match(
     if m.remote:
         excluded |= frozenset(e.lower() for e in content_filters)
     sender = m.sender
+    origin = m.origin
     not_local = local if m.destination == "not-local" else None
     want: type[Delivery] | type[BounceNotice] = {
         "delivery": Delivery,
@@ -72,6 +74,8 @@ def compile_match(
     def predicate(f: Fact) -> bool:
         ev = f.event
         if not isinstance(ev, want):
+            return False
+        if origin != "any" and (f.origin is None or f.origin.kind != origin):
             return False
         if sender == "null" and f.sender != "":
             return False
@@ -101,6 +105,8 @@ def _group_key(rule: Rule, f: Fact) -> str:
     ev = f.event
     if g == "sender":
         return f.sender or ""
+    if g in ORIGIN_GROUPS:
+        return origin_key(f.origin, g)
     if isinstance(ev, BounceNotice):
         # a notification goes to the original sender
         return recipient_domain(f.sender or "") if g == "recipient-domain" else (f.sender or "")
@@ -111,6 +117,29 @@ def _group_key(rule: Rule, f: Fact) -> str:
     if g == "relay":
         return ev.relay_host.lower()
     return ev.transport
+
+
+def _origin_wants(
+    rules: Sequence[Rule], content_filters: tuple[str, ...]
+) -> tuple[OriginWants, frozenset[str]]:
+    """What the block scanner must keep of origins, and the origin kinds whose
+    deliveries some rule counts (rules with ``match.origin``)."""
+    by_origin = [r for r in rules if r.match.event == "delivery" and r.match.origin != "any"]
+    counted = frozenset(r.match.origin for r in by_origin)
+    kinds: set[str] = set(counted)
+    if any(r.window.group_by in ORIGIN_GROUPS and r.match.origin == "any" for r in rules):
+        kinds |= set(ORIGIN_KINDS)  # the group key needs every message's origin
+    agents: frozenset[str] | None = frozenset()
+    for r in by_origin:
+        if r.match.agents is None:
+            agents = None
+            break
+        assert agents is not None
+        agents |= frozenset(r.match.agents)
+    remote_only = bool(by_origin) and all(r.match.remote for r in by_origin)
+    skip = relay_markers(content_filters) if remote_only else ()
+    hops = relay_markers(content_filters) if kinds else ()
+    return OriginWants(frozenset(kinds), agents, skip, hops), counted
 
 
 def _senders_wanted(rules: Iterable[Rule]) -> frozenset[str]:
@@ -155,9 +184,12 @@ class Detector:
             (counter.length for _, _, counter in self._compiled), default=60 * MICROS
         )
         # null-sender deliveries always: the escalation ladder watches them (watcher.core.ladder)
-        self._want_any = _senders_wanted(r for r in self.rules if r.match.event == "delivery") | {
-            "null"
-        }
+        # a rule that counts by origin asks for deliveries by origin (origin_wants), not
+        # by sender: ordinary mail of other origins stays on the fast path
+        self._want_any = _senders_wanted(
+            r for r in self.rules if r.match.event == "delivery" and r.match.origin == "any"
+        ) | {"null"}
+        self.origin_wants, self._want_origin = _origin_wants(self.rules, filters)
         self._want_loop = _senders_wanted(
             r for r in self.rules if r.match.event == "forwarding-loop"
         )
@@ -184,14 +216,24 @@ class Detector:
         w = self._want_any
         return "null" in w, "non-null" in w, "unknown" in w
 
-    def wants_delivery(self, sender: str | None, is_loop: bool) -> bool:
-        """Could a delivery of a message from ``sender`` match any rule?
+    def wants_delivery(
+        self, sender: str | None, is_loop: bool, origin: Origin | None = None
+    ) -> bool:
+        """Could a delivery of a message from ``sender`` (and ``origin``) match any rule?
 
         Lets the pipeline skip building events for the bulk of ordinary
         mail. ``is_loop``: the delivery is a forwarding-loop bounce.
         """
         cls = "unknown" if sender is None else "null" if sender == "" else "non-null"
-        return cls in self._want_any or (is_loop and cls in self._want_loop)
+        return (
+            cls in self._want_any
+            or (is_loop and cls in self._want_loop)
+            or (origin is not None and origin.kind in self._want_origin)
+        )
+
+    def wants_origin(self, origin: Origin | None) -> bool:
+        """Does some rule count deliveries of messages from ``origin``'s kind?"""
+        return origin is not None and origin.kind in self._want_origin
 
     def feed(self, fact: Fact) -> list[Hit]:
         self.local.learn(fact)

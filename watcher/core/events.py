@@ -104,4 +104,32 @@ class LogLoss(Event):
     daemon: str
 
 
-AnyEvent = QueueSender | Delivery | BounceNotice | Removed | LogLoss
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a message came from, as smtpd or pickup logged it when it was queued.
+
+    ``kind`` is ``sasl`` (an authenticated SMTP client), ``pickup`` (``sendmail(1)``,
+    by ``uid``), ``client`` (a network client without SASL) or ``loopback`` (a
+    client on 127.0.0.0/8 or ::1 without SASL: content filters re-injecting, local
+    web applications). ``client_host``/``client_ip`` are "" for pickup; ``uid`` is
+    -1 for smtpd; ``sender`` is pickup's ``from=<..>`` ("" for smtpd).
+    """
+
+    kind: str
+    client_host: str = ""
+    client_ip: str = ""
+    sasl_method: str = ""
+    sasl_user: str = ""
+    uid: int = -1
+    sender: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted(Event):
+    """smtpd ``QID: client=host[ip][, sasl_method=M, sasl_username=U]`` or pickup
+    ``QID: uid=N from=<sender>``: a message entered the queue, from ``origin``."""
+
+    origin: Origin
+
+
+AnyEvent = QueueSender | Delivery | BounceNotice | Removed | LogLoss | Submitted

@@ -36,8 +36,10 @@ from watcher.core.events import (
     LogLoss,
     QueueSender,
     Removed,
+    Submitted,
 )
 from watcher.core.headers import looks_postfix, read_line
+from watcher.core.origin import parse_origin, program_logs_origin
 from watcher.core.times import micros
 
 # Short queue IDs: upper-case hex, 6 or more. Long queue IDs
@@ -83,7 +85,8 @@ LOOP_MARKER = "(" + _LOOP_PREFIX
 SCAN_RE = re.compile(
     r"\]: *(?P<qid>[0-9A-Za-z]{6,38}+): (?:"
     rf"from=<(?P<sender>{ADDR})>, size=\d+, nrcpt=(?P<from>\d+)"
-    r"|(?P<to>to=<)|(?P<removed>removed)$|(?P<other>from=<|(?:sender|postmaster) ))",
+    r"|(?P<to>to=<)|(?P<removed>removed)$|(?P<other>from=<|(?:sender|postmaster) )"
+    r"|(?P<origin>client=|uid=))",
     re.MULTILINE,
 )
 # A block holding either of these may carry rate-limit reports, which the
@@ -252,6 +255,12 @@ class Parser:
             if body != "removed":
                 return None
             kind = 3
+        elif body.startswith(("client=", "uid=")) and program_logs_origin(
+            program.rpartition("/")[2], body
+        ):
+            if QID_RE.fullmatch(line[msg_start:qid_end]) is None:
+                return None  # NOQUEUE: not queued (yet), nothing to join
+            kind = 5
         elif program.endswith("bounce") and " notification: " in body:
             kind = 4
         else:
@@ -285,6 +294,12 @@ class Parser:
             kind = 2
         elif body == "removed":
             kind = 3
+        elif body.startswith(("client=", "uid=")) and program_logs_origin(
+            program.rpartition("/")[2], body
+        ):
+            if QID_RE.fullmatch(message[:qid_end]) is None:
+                return None  # NOQUEUE: not queued (yet), nothing to join
+            kind = 5
         elif program.endswith("bounce") and " notification: " in body:
             kind = 4
         else:
@@ -343,6 +358,11 @@ class Parser:
             )  # fmt: skip
         if kind == 3:
             return Removed(time, host, program, pid, qid)
+        if kind == 5:
+            origin = parse_origin(body)
+            if origin is None:
+                return self._unparsed(line)
+            return Submitted(time, host, program, pid, qid, origin)
         m = _NOTICE_RE.match(body)
         if m is None or QID_RE.fullmatch(m["child"]) is None:
             return self._unparsed(line)

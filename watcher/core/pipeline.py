@@ -23,15 +23,17 @@ from watcher.core.events import (
     LogLoss,
     QueueSender,
     Removed,
+    Submitted,
 )
 from watcher.core.headers import FormatChange, SourceHeaders, block_kind
-from watcher.core.parse import Parser
-from watcher.core.rules import Rule
+from watcher.core.origin import describe, parse_origin, queued_as
+from watcher.core.parse import QID_RE, Parser
+from watcher.core.rules import ORIGIN_GROUPS, Rule
 
 if TYPE_CHECKING:
     from watcher.core.settings import Settings
 from watcher.core.ladder import Ladder
-from watcher.core.scanner import DELIVERY, REMOVED, SENDER, Scanned, scan_block
+from watcher.core.scanner import DELIVERY, HOP, ORIGIN, REMOVED, SENDER, Scanned, scan_block
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class Evidence:
     qid: str
     domain: str
     sender: str
+    origin: str = ""  # where the message came from (watcher.core.origin.describe), if counted
 
 
 @dataclass(slots=True)
@@ -69,6 +72,8 @@ class RuleSummary:
     after_switch: int = 0  # matches after the switch tripped (any rule): kept in by a live run
     by_domain: Counter[str] = field(default_factory=Counter)
     by_sender: Counter[str] = field(default_factory=Counter)
+    # per origin (watcher.core.origin.describe), for rules that count or group by it
+    by_origin: Counter[str] = field(default_factory=Counter)
     transports: Counter[str] = field(default_factory=Counter)
     evidence: deque[Evidence] = field(default_factory=deque)  # the last evidence_cap lines
     evidence_dropped: int = 0  # older lines no longer kept
@@ -250,7 +255,7 @@ class Pipeline:
             text = self.rewrite_headers(text, source, start)
         elif kind:
             self.note_format(source, kind, start + at)
-        scanned = scan_block(text, self.detector.collapsible)
+        scanned = scan_block(text, self.detector.collapsible, self.detector.origin_wants)
         self.apply(scanned, source, start, lambda pos: line_at(text, pos))
         return scanned[0]
 
@@ -311,6 +316,9 @@ class Pipeline:
             self._saw(t)
         corr = self.correlator
         forget, note_sender, sender_of = corr.forget, corr.note_sender, corr.sender_of
+        note_origin, origin_of = corr.note_origin, corr.origin_of
+        wants_origin = self.detector.wants_origin
+        by_origin = bool(self.detector.origin_wants.kinds)
         timestamp = parser.timestamp
         known_time = parser.cached_time  # a dict lookup: most timestamps repeat
         want_null, want_other, want_unknown = self.detector.wants_for_senders()
@@ -342,13 +350,30 @@ class Pipeline:
                 wanted = (
                     want_null if sender == "" else want_unknown if sender is None else want_other
                 )
-                if not wanted and not (wants_loops and ev[5] and wants(sender, True)):
+                if (
+                    not wanted
+                    and not (wants_loops and ev[5] and wants(sender, True))
+                    # the scanner gives the line of every delivery an origin rule may count
+                    and not (by_origin and ev[3] is not None and wants_origin(origin_of(ev[1])))  # type: ignore[arg-type]
+                ):
                     count += 1
                     continue
                 if ev[3] is None:
                     line, lineno = fetch(ev[2])  # type: ignore[arg-type]
                 else:
                     line, lineno = ev[3], ev[4]  # type: ignore[assignment]
+            elif kind == HOP:
+                corr.inherit(ev[2], ev[1])  # type: ignore[arg-type]
+                continue
+            elif kind == ORIGIN:
+                ts = ev[3]  # type: ignore[assignment]
+                time = known_time(ts) or timestamp(ts)
+                origin = parse_origin(ev[2])  # type: ignore[arg-type]
+                if time is not None and origin is not None:
+                    note_origin(ev[1], origin, time)  # type: ignore[arg-type]
+                    count += 1
+                    continue
+                line, lineno = fetch(ev[4])  # type: ignore[arg-type]  # the parser counts it
             else:
                 lineno, line = ev[1], ev[2]  # type: ignore[assignment]
             parsed = parse(line)
@@ -363,6 +388,8 @@ class Pipeline:
 
     def feed_event(self, ev: AnyEvent, source: str, lineno: int, line: str) -> None:
         """One parsed event (from a block, or a journal record) through the stages."""
+        if isinstance(ev, Submitted) and ev.origin.kind not in self.detector.origin_wants.kinds:
+            return  # an origin no rule needs: left out, as the block scanner leaves it out
         self.events += 1
         corr = self.correlator
         if isinstance(ev, Removed):
@@ -372,8 +399,15 @@ class Pipeline:
             corr.note_sender(ev.qid, ev.sender, ev.time)
             self._saw(ev.time)
             return
+        if isinstance(ev, Submitted):
+            corr.note_origin(ev.qid, ev.origin, ev.time)
+            return
+        if isinstance(ev, Delivery) and ev.status == "sent" and self._hop(ev):
+            child = queued_as(ev.detail)
+            if QID_RE.fullmatch(child) is not None:
+                corr.inherit(child, ev.qid)
         if isinstance(ev, Delivery) and not self.detector.wants_delivery(
-            corr.sender_of(ev.qid), isinstance(ev, ForwardingLoop)
+            corr.sender_of(ev.qid), isinstance(ev, ForwardingLoop), corr.origin_of(ev.qid)
         ):
             return
         self._saw(ev.time)
@@ -399,6 +433,12 @@ class Pipeline:
             if step is not None:
                 self.decider.mark_done(step.kind)
                 self._act([step], where or Where(source, lineno, line, ev.time))
+
+    def _hop(self, ev: Delivery) -> bool:
+        """Is ``ev`` a hand-off to a content filter the origin hops across? (The block
+        scanner's test: the relay as ``[ip]:port,`` is one of ``hop_relays``.)"""
+        hops = self.detector.origin_wants.hop_relays
+        return bool(hops) and f"[{ev.relay_ip}]:{ev.relay_port}," in hops
 
     def _saw(self, t: int) -> None:
         if self.first_time is None or t < self.first_time:
@@ -439,11 +479,15 @@ class Pipeline:
         sender = fact.sender if fact.sender is not None else "?"
         s.by_domain[domain] += 1
         s.by_sender[sender] += 1
+        origin = ""
+        if hit.rule.match.origin != "any" or hit.rule.window.group_by in ORIGIN_GROUPS:
+            origin = describe(fact.origin)
+            s.by_origin[origin] += 1
         if isinstance(fact.event, Delivery):
             s.transports[fact.event.transport] += 1
         if len(s.evidence) == s.evidence.maxlen:
             s.evidence_dropped += 1
-        s.evidence.append(Evidence(where, fact.event.qid, domain, sender))
+        s.evidence.append(Evidence(where, fact.event.qid, domain, sender, origin))
         if self.switch_tripped is not None:
             s.after_switch += 1
         was_tripped = self.decider.is_tripped(hit.rule.name)

@@ -25,7 +25,13 @@ ACTION_ORDER: tuple[ActionKind, ...] = (
     "notify",
 )
 EventKind = Literal["delivery", "bounce-notice", "forwarding-loop"]
-GroupBy = Literal["none", "recipient-domain", "recipient", "sender", "relay", "transport"]
+GroupBy = Literal[
+    "none", "recipient-domain", "recipient", "sender", "relay", "transport",
+    "sasl-user", "client", "uid",
+]  # fmt: skip
+# group keys that are a message's origin (watcher.core.origin)
+ORIGIN_GROUPS = frozenset({"sasl-user", "client", "uid"})
+OriginKind = Literal["any", "sasl", "pickup", "client", "loopback"]
 
 NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -57,6 +63,14 @@ class Match(_Strict):
     )
     notices: tuple[str, ...] | None = Field(
         None, description="bounce-notice kinds, e.g. ['sender non-delivery']"
+    )
+    origin: OriginKind = Field(
+        "any",
+        description=(
+            "where the message came from: 'sasl' (an authenticated SMTP client), 'pickup'"
+            " (sendmail(1), by uid), 'client' (a network client without SASL), 'loopback'"
+            " (a client on this host without SASL)"
+        ),
     )
     destination: Literal["any", "not-local"] = Field(
         "any",

@@ -12,7 +12,11 @@ few things the rest of the pipeline needs, in log order:
   loop. Otherwise the line is fetched by ``offset`` only if the join says a
   rule could count it (rare), so ordinary mail costs no string copies;
 * ``(OTHER, lineno, line, offset)`` — a line the per-line parser must judge:
-  bounce notices, rate-limit reports, odd ``from=<`` lines.
+  bounce notices, rate-limit reports, odd ``from=<`` lines;
+* ``(ORIGIN, qid, message, timestamp_text, offset)`` — smtpd's ``client=`` or
+  pickup's ``uid=``, only of the origin kinds some rule counts;
+* ``(HOP, qid, new_qid, offset)`` — a content filter took the message, status sent,
+  and says it re-injected it as ``new_qid``: the copy has the original's origin.
 
 ``lineno`` counts from 0 at the block's first line; ``offset`` is a position
 in the block (within the event's line).
@@ -27,12 +31,21 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from watcher.core.parse import LOOP_MARKER, LOSS_LINE_RE, LOSS_MARKERS, SCAN_RE
+from watcher.core.origin import (
+    NO_ORIGINS,
+    OriginWants,
+    origin_kind,
+    program_logs_origin,
+    queued_as,
+)
+from watcher.core.parse import LOOP_MARKER, LOSS_LINE_RE, LOSS_MARKERS, QID_RE, SCAN_RE
 
 REMOVED: Final = 0
 SENDER: Final = 1
 DELIVERY: Final = 2
 OTHER: Final = 3
+ORIGIN: Final = 4
+HOP: Final = 5
 
 # a bounce notice's new queue ID: that message has the null sender
 _CHILD_RE = re.compile(r" notification: ([0-9A-Za-z]{6,38})$", re.MULTILINE)
@@ -49,7 +62,22 @@ def timestamp_text(text: str, line_start: int) -> str:
     return text[line_start : line_start + 15]
 
 
-def scan_block(text: str, collapse: bool = True) -> Scanned:
+def _agent_at(text: str, at: int) -> str:
+    """The program that logged the line whose ``]: `` is at ``at``: the last part of
+    its syslog tag (``smtp`` for ``postfix/relay/smtp[12]``)."""
+    lb = text.rfind("[", max(0, at - 16), at)
+    return text[text.rfind("/", max(0, lb - 64), lb) + 1 : lb] if lb >= 0 else ""
+
+
+def _to_skipped_relay(text: str, at: int, end: int, markers: tuple[str, ...]) -> bool:
+    """Does the delivery line go to one of the relays no origin rule counts (``[ip]:port,``)?
+    A line with a quoted address is not judged here: the quotes may hold anything."""
+    if text.find('"', at, end) >= 0:
+        return False
+    return any(text.find(mk, at, end) >= 0 for mk in markers)
+
+
+def scan_block(text: str, collapse: bool = True, origins: OriginWants = NO_ORIGINS) -> Scanned:
     """``(lines, events, collapsed, first_ts, last_ts)`` for a block of whole lines.
 
     With ``collapse`` (when no rule counts deliveries of ordinary mail), a
@@ -58,11 +86,20 @@ def scan_block(text: str, collapse: bool = True) -> Scanned:
     involves, leaves only its ``removed``: that is all it changes in the
     queue-ID join. ``collapsed`` counts the events so left out; ``first_ts``/``last_ts``
     are the block's first and last qmgr timestamps (for the log's time span).
+
+    ``origins``: the origin kinds some rule counts (smtpd's ``client=``, pickup's
+    ``uid=``). Such a line gives ``(ORIGIN, qid, message, timestamp_text, offset)``
+    (``message``: the text after ``QID: ``), and that message is kept: not collapsed,
+    and its deliveries by the programs the rules count come with their line.
     """
     out: list[tuple[object, ...] | None] = []
     append = out.append
     rfind, find = text.rfind, text.find
     local_null: set[str] = set()
+    kinds, agents, skip = origins.kinds, origins.agents, origins.skip_relays
+    hops = origins.hop_relays
+    kept: set[str] = set()  # qid of a message with an origin some rule counts
+    seen: set[str] = set()  # qid whose origin line is in this block (wanted or not)
     pending: dict[str, int] = {}  # qid -> index of its SENDER event, while it may collapse
     collapsed = 0
     first_ts = last_ts = ""
@@ -72,6 +109,8 @@ def scan_block(text: str, collapse: bool = True) -> Scanned:
         qid = m.group(1)
         at = m.start()
         if kind == "removed":
+            kept.discard(qid)  # a short queue ID may come back as another message
+            seen.discard(qid)
             mine = pending.pop(qid, None)
             if mine is not None:  # born and gone in this block: only "gone" is news
                 out[mine] = None
@@ -98,12 +137,61 @@ def scan_block(text: str, collapse: bool = True) -> Scanned:
             if end < 0:
                 end = len(text)
             is_loop = find(LOOP_MARKER, at, end) >= 0
-            if not is_loop and qid not in local_null:
+            quoted = False  # a quoted address may hold anything: the parser judges the line
+            if hops and (qid in kept or qid not in seen):
+                quoted = find('"', at, end) >= 0
+                if quoted or (
+                    find(", status=sent (", at, end) >= 0 and _to_skipped_relay(text, at, end, hops)
+                ):
+                    copy = queued_as(text[at:end])
+                    if copy and QID_RE.fullmatch(copy) is not None:
+                        if not quoted:
+                            append((HOP, qid, copy, at))  # its origin passes to the copy
+                        kept.add(copy)
+                        pending.pop(copy, None)
+                    else:
+                        quoted = False
+            if quoted and not is_loop and qid not in local_null:
+                pass  # with its line, below: the pipeline sees the hop as the parser does
+            elif (
+                not is_loop
+                and qid not in local_null
+                and kinds
+                and (qid in kept or qid not in seen)  # (not seen: its origin may be earlier)
+                and (agents is None or _agent_at(text, at) in agents)
+                and not (skip and _to_skipped_relay(text, at, end, skip))
+            ):
+                pass  # a rule may count it by its origin: with its line, below
+            elif not is_loop and qid not in local_null:
+                if qid in kept and collapse:
+                    collapsed += 1  # kept, but by a program no origin rule counts
+                    continue
                 collapsed += 1  # a delivery no rule counts is an event all the same
                 if qid not in pending:
                     append((DELIVERY, qid, at, None, -1, False))
                     collapsed -= 1  # ... counted by apply instead
                 continue
+        if kind == "origin":
+            if not kinds:
+                continue
+            seen.add(qid)
+            end = find("\n", at)
+            body = text[m.end(1) + 2 : end if end >= 0 else len(text)]
+            if (
+                origin_kind(body) not in kinds
+                or not program_logs_origin(_agent_at(text, at), body)
+                or QID_RE.fullmatch(qid) is None  # NOQUEUE: nothing to join
+            ):
+                continue
+            line_start = rfind("\n", 0, at) + 1
+            if text[line_start + 15 : line_start + 16] == " ":
+                ts = text[line_start : line_start + 15]
+            else:
+                ts = timestamp_text(text, line_start)
+            kept.add(qid)
+            pending.pop(qid, None)
+            append((ORIGIN, qid, body, ts, at))
+            continue
         line_start = rfind("\n", 0, at) + 1
         if kind == "from":
             if find("/qmgr[", line_start, at) < 0:
@@ -118,7 +206,9 @@ def scan_block(text: str, collapse: bool = True) -> Scanned:
                 first_ts = ts
             if not sender:
                 local_null.add(qid)
-            elif collapse:
+            elif collapse and qid not in kept and (not kinds or qid in seen):
+                # (with origins wanted, a message whose origin line is in an earlier
+                # block may have one a rule counts: it is not collapsed)
                 if qid in pending:  # seen twice in one block: keep both
                     del pending[qid]
                 else:

@@ -84,10 +84,12 @@ def from_pipeline(
     if since_us is None:
         first_where, total = s.first, s.matches
         by_domain, by_sender = ranked(s.by_domain), ranked(s.by_sender)
+        by_origin = ranked(s.by_origin)
     else:
         first_where, total = (kept[0].where if kept else None), len(kept)
         by_domain = ranked(Counter(m.domain for m in kept))
         by_sender = ranked(Counter(m.sender for m in kept))
+        by_origin = ranked(Counter(m.origin for m in kept if m.origin))
     tripped = s.tripped if s.tripped is None or _since(s.tripped, since_us) else None
     anchor = tripped or first_where
     actions: tuple[ActionRecord, ...] = ()
@@ -118,6 +120,7 @@ def from_pipeline(
         matches_total=total,
         by_domain=by_domain,
         by_sender=by_sender,
+        by_origin=by_origin,
         actions=actions,
         held=held,
         config_directory=config_directory,

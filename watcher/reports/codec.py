@@ -27,10 +27,13 @@ key                    meaning
                        domain, sender, qid}]``; ``domain``: where the message goes (a
                        delivery's recipient domain; for a bounce notice, the original
                        sender's); ``sender``: the envelope sender (``""`` null sender,
-                       ``"?"`` unknown; for a bounce notice the original message's)
+                       ``"?"`` unknown; for a bounce notice the original message's);
+                       ``origin`` (only for rules that count by origin): who submitted it
 ``by_domain``          ``[[domain, count], ...]`` over all matches, largest first
 ``by_sender``          ``[[sender, count], ...]`` likewise
 ``by_sender_domain``   derived (ignored when read back): ``by_sender`` summed per domain
+``by_origin``          ``[[origin, count], ...]`` for rules that count by origin (SASL
+                       user, pickup uid, client; ``[]`` otherwise, and in older reports)
 ``actions``            the latch's outcomes: ``[{kind, ok, summary, at, details}]``
 ``held``               queue IDs put on hold
 ``config_directory``   the Postfix instance's ``config_directory``
@@ -108,12 +111,14 @@ def to_json(report: IncidentReport) -> dict[str, Any]:
                 "domain": m.domain,
                 "sender": m.sender,
                 "qid": m.qid,
+                **({"origin": m.origin} if m.origin else {}),
             }
             for m in report.matches
         ],
         "by_domain": [[k, n] for k, n in report.by_domain],
         "by_sender": [[k, n] for k, n in report.by_sender],
         "by_sender_domain": [[k, n] for k, n in by_sender_domain(report)],
+        "by_origin": [[k, n] for k, n in report.by_origin],
         "actions": [
             {"kind": a.kind, "ok": a.ok, "summary": a.summary, "at": a.at, "details": a.details}
             for a in report.actions
@@ -157,7 +162,9 @@ def _pairs(rows: Any) -> tuple[tuple[str, int], ...]:
 
 def _evidence(m: Mapping[str, Any]) -> Evidence:
     where = Where(str(m["source"]), int(m["line"]), str(m["text"]), from_iso(str(m["time"])))
-    return Evidence(where, str(m["qid"]), str(m["domain"]), str(m["sender"]))
+    return Evidence(
+        where, str(m["qid"]), str(m["domain"]), str(m["sender"]), str(m.get("origin", ""))
+    )
 
 
 def from_json(d: Mapping[str, Any]) -> IncidentReport:
@@ -190,6 +197,7 @@ def from_json(d: Mapping[str, Any]) -> IncidentReport:
             matches_total=int(d["matches_total"]),
             by_domain=by_domain,
             by_sender=_pairs(d["by_sender"]),
+            by_origin=_pairs(d.get("by_origin", [])),
             actions=tuple(
                 ActionRecord(
                     str(a["kind"]),

@@ -311,6 +311,8 @@ def render_markdown(data: IncidentReport) -> str:
             "",
         ]
     domain_col, sender_col = _COLUMNS.get(data.event, _COLUMNS["delivery"])
+    if data.by_origin:  # a flood rule: who sent it comes first
+        out += _table("Per origin (SASL user, uid or client)", "origin", data.by_origin, str)
     out += _table("Per destination domain", domain_col, data.by_domain, str)
     if [k for k, _ in data.by_sender] == [""]:
         out += [

@@ -50,6 +50,7 @@ class IncidentReport:
     matches_total: int = 0
     by_domain: tuple[tuple[str, int], ...] = ()
     by_sender: tuple[tuple[str, int], ...] = ()
+    by_origin: tuple[tuple[str, int], ...] = ()  # for rules that count by origin
     actions: tuple[ActionRecord, ...] = ()
     held: tuple[str, ...] = ()
     config_directory: str = "/etc/postfix"

@@ -58,6 +58,7 @@ def _rule(s: RuleSummary, tz: tzinfo) -> dict[str, Any]:
         "after_trip": s.after_switch,
         "by_domain": [[d, n] for d, n in sorted(s.by_domain.items(), key=lambda x: (-x[1], x[0]))],
         "by_sender": [[d, n] for d, n in sorted(s.by_sender.items(), key=lambda x: (-x[1], x[0]))],
+        "by_origin": [[d, n] for d, n in sorted(s.by_origin.items(), key=lambda x: (-x[1], x[0]))],
         "transports": dict(sorted(s.transports.items())),
     }
 
@@ -244,6 +245,7 @@ def render_text(v: dict[str, Any]) -> str:
         else:
             label = "bounces to domain" if r["event"] == "bounce-notice" else "destination domain"
             _table(add, label, r["by_domain"])
+        _table(add, "origin (SASL user, uid or client)", r["by_origin"])
     if v["plan"]:
         add("")
         add("PLAN (dry run: nothing was done):")

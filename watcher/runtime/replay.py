@@ -149,7 +149,10 @@ def _feed_parallel(
     cut = 0
     cached: dict[int, str] = {}
     collapse = pipeline.detector.collapsible
-    for start, end, scanned, cuts, (kind, at) in scan_parallel(path, ranges, workers, collapse):
+    origins = pipeline.detector.origin_wants
+    for start, end, scanned, cuts, (kind, at) in scan_parallel(
+        path, ranges, workers, collapse, origins
+    ):
         if kind is None:  # not in a fast header format: this range again, line by line
             text = read_range(path, start, end)[0]
             pipeline.run_text(text, label, lineno)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 
+from watcher.core.origin import NO_ORIGINS, OriginWants
 from watcher.sources.lines import MAX_LINE, Pending, whole_lines
 
 if TYPE_CHECKING:
@@ -144,24 +145,28 @@ def read_range(path: str, start: int, end: int) -> tuple[str, int]:
     return (block + _last_line(held)).decode("utf-8", "replace"), cuts
 
 
-def _scan_range(job: tuple[str, int, int, bool]) -> ScannedRange:
+def _scan_range(job: tuple[str, int, int, bool, OriginWants]) -> ScannedRange:
     """Worker: scan one byte range of a file (runs in a child process)."""
     from watcher.core.headers import block_kind
     from watcher.core.scanner import scan_block
 
-    path, start, end, collapse = job
+    path, start, end, collapse, origins = job
     text, cuts = read_range(path, start, end)
-    return start, end, scan_block(text, collapse), cuts, block_kind(text)
+    return start, end, scan_block(text, collapse, origins), cuts, block_kind(text)
 
 
 def scan_parallel(
-    path: str, ranges: list[tuple[int, int]], workers: int, collapse: bool
+    path: str,
+    ranges: list[tuple[int, int]],
+    workers: int,
+    collapse: bool,
+    origins: OriginWants = NO_ORIGINS,
 ) -> Iterator[ScannedRange]:
     """Scanned ``ranges`` of ``path`` (from :func:`line_ranges`), in file order, scanned by
     ``workers`` processes."""
     import multiprocessing
 
-    jobs = [(path, s, e, collapse) for s, e in ranges]
+    jobs = [(path, s, e, collapse, origins) for s, e in ranges]
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers) as pool:
         yield from pool.imap(_scan_range, jobs, chunksize=1)

@@ -5,6 +5,8 @@
 - ``postfix``: ``PostfixInstance``, a private Postfix under one directory with a
   maillog_file, a relayhost, and an alias that loops (``loop_address``).
 - ``pop3``: ``DovecotPop3``, a private dovecot POP3 server with one Maildir.
+- ``sasl``: ``DovecotAuth``, a private dovecot auth socket for smtpd's SASL
+  (``smtpd_sasl_type = dovecot``), and ``submit`` (SMTP AUTH on loopback).
 - ``fetchmail``: ``FetchmailDaemon``, a real ``fetchmail --daemon`` into Postfix.
 - ``messages``: ``MailingList``, list-shaped posts (bounce address, List-Id).
 - ``sample-maillog.txt``: a real maillog_file excerpt of a storm and its freeze.
