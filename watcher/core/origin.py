@@ -3,6 +3,7 @@
 Postfix logs a message's origin once, when it is queued:
 
 * smtpd (and qmqpd): ``QID: client=host[ip][:port][, sasl_method=M, sasl_username=U]``
+  (the port is ``unknown`` when smtpd was not told it, e.g. through XCLIENT)
   ``[, sasl_sender=S][, orig_queue_id=Q, orig_client=C]``;
 * pickup (``sendmail(1)``, ``postdrop``): ``QID: uid=N from=<sender>``.
 
@@ -24,7 +25,7 @@ ORIGIN_KINDS = ("sasl", "pickup", "client", "loopback")
 # Everything smtpd may log after the SASL user (smtpd.c: sasl_sender, then the XFORWARD
 # originals): the user runs to the first of these, or to the end of the line.
 _CLIENT_RE = re.compile(
-    r"client=(?P<host>[^\[\], ]*)\[(?P<ip>[^\]\s]*)\](?::\d+)?"
+    r"client=(?P<host>[^\[\], ]*)\[(?P<ip>[^\]\s]*)\](?::(?:\d+|unknown))?"
     r"(?:, sasl_method=(?P<method>[^,\s]*))?"
     r"(?:, sasl_username=(?P<user>.*?))?"
     r"(?:, (?:sasl_sender|orig_queue_id|orig_client)=.*)?$"
