@@ -33,6 +33,7 @@ PACKAGES: dict[str, str] = {
     "postsuper": "postfix",
     "fetchmail": "fetchmail",
     "dovecot": "dovecot-pop3d",
+    "redis-server": "redis-server",
 }
 
 
