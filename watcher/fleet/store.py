@@ -30,8 +30,10 @@ import redis
 from watcher.core.fleet import Batch, FleetCount, combine, store_key
 from watcher.core.settings import FleetSettings
 
-# KEYS: one prefix per group. ARGV: host, ttl seconds, then per group: window, n, n x (time,
-# member). Returns per group: {latest, host1, count1, host2, count2, ...}.
+# KEYS: one prefix per group. ARGV: host, ttl seconds, then per group: window and its
+# matches packed as "time member time member ..." (one argument, not two per match: the
+# client encodes each argument in Python, the script splits a string in C). Members are
+# hex (watcher.core.fleet.event_id). Returns per group: {latest, host1, count1, ...}.
 SCRIPT = """
 local host = ARGV[1]
 local ttl = tonumber(ARGV[2])
@@ -39,17 +41,16 @@ local a = 3
 local out = {}
 for i, base in ipairs(KEYS) do
   local window = tonumber(ARGV[a])
-  local n = tonumber(ARGV[a + 1])
+  local packed = ARGV[a + 1]
   a = a + 2
   local h = base .. ':h'
-  if n > 0 then
+  if packed ~= '' then
     local z = base .. ':z:' .. host
     local mine = 0
-    for j = 1, n do
-      local t = tonumber(ARGV[a])
-      redis.call('ZADD', z, 'NX', ARGV[a], ARGV[a + 1])
+    for ts, member in string.gmatch(packed, '(%d+) (%x+)') do
+      redis.call('ZADD', z, 'NX', ts, member)
+      local t = tonumber(ts)
       if t > mine then mine = t end
-      a = a + 2
     end
     local before = tonumber(redis.call('HGET', h, host) or '0')
     if mine > before then
@@ -136,9 +137,7 @@ class FleetStore:
         longest = 0
         for b in batches:
             longest = max(longest, b.window)
-            args += [b.window, len(b.items)]
-            for t, member in b.items:
-                args += [t, member]
+            args += [b.window, " ".join(f"{t} {member}" for t, member in b.items)]
         ttl = max(self.ttl, 2 * longest // 1_000_000 + 60)
         args[1] = ttl
         rows = self._script(keys=keys, args=args)
