@@ -150,7 +150,8 @@ def test_two_hosts_each_below_trip_at_trip_together_and_name_both_shares(
         assert "Fleet: " in page.body["message"]
         assert "mx1 " in page.body["message"]
         assert "mx2 " in page.body["message"]
-        assert "on the fleet's window" in watchers.output(host.index)
+        wait_for(lambda h=host: "trips on the fleet's window" in watchers.output(h.index),  # type: ignore[misc]
+                 10, f"{host.name} to log the fleet's trip")  # fmt: skip
     assert _members(redis_server, "mx1") == 6
     assert _members(redis_server, "mx2") == 6
 
