@@ -55,6 +55,8 @@ def test_the_sharer_batches_reports_counts_and_never_blocks_when_full() -> None:
     sharer.step(0)
     sharer.step(0)
     assert [len(c[0].items) for c in store.calls] == [50, 50]
+    # read from the pipeline's thread: a counter the worker sets, never its dict of deques
+    assert sharer.status()["retained"] == 100
     counts = [r for r in sharer.take() if isinstance(r, FleetCount)]
     assert counts[-1].total == 100
     sharer.step(0)  # nothing new: only the counts are read

@@ -71,7 +71,8 @@ class Sharer:
         self.poll_seconds = poll_seconds
         self.retry_seconds = retry_seconds
         self._clock = clock
-        self.retained = Retained()
+        self.retained = Retained()  # the worker's alone: status() reads only counters
+        self.kept = 0  # len(retained), as of the worker's last step
         self.up = True
         self.problem = ""
         self._down_since = 0.0
@@ -104,7 +105,7 @@ class Sharer:
             "redis": "up" if self.up else "down",
             "problem": self.problem,
             "queued": self._in.qsize(),
-            "retained": len(self.retained),
+            "retained": self.kept,
             "shared": self.shared,
             "not_shared": self.not_shared,
             "batches": self.batches,
@@ -135,6 +136,8 @@ class Sharer:
         fresh = self._collect(wait)
         for ev in fresh:
             self.retained.add(ev)
+        if fresh:
+            self.kept = len(self.retained)
         if not self.up:
             if self._clock() < self._next_try:
                 return
