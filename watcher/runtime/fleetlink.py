@@ -38,6 +38,7 @@ class FleetLink:
         self.sharer = sharer
         self.host = host
         self.page = page
+        self.counts: dict[tuple[str, str], int] = {}  # the fleet's count per group, last read
 
     @classmethod
     def build(
@@ -108,6 +109,9 @@ class FleetLink:
                                                down_for=report.down_for))  # fmt: skip
 
     def _count(self, pipeline: Pipeline, count: FleetCount) -> None:
+        if count.group not in self.counts and len(self.counts) >= 10_000:
+            del self.counts[next(iter(self.counts))]
+        self.counts[count.group] = count.total
         actions = pipeline.fleet_count(count)
         if actions:
             trips = any(a.severity != "warn" for a in actions)
@@ -122,7 +126,10 @@ class FleetLink:
             )
 
     def status(self) -> dict[str, Any]:
-        return {"fleet": {"host": self.host, **self.sharer.status()}}
+        rules: dict[str, int] = {}
+        for (rule, _key), n in self.counts.items():
+            rules[rule] = max(rules.get(rule, 0), n)
+        return {"fleet": {"host": self.host, **self.sharer.status(), "rules": rules}}
 
     def stop(self) -> None:
         self.sharer.stop()
