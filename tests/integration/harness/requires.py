@@ -34,6 +34,7 @@ PACKAGES: dict[str, str] = {
     "fetchmail": "fetchmail",
     "dovecot": "dovecot-pop3d",
     "redis-server": "redis-server",
+    "promtool": "prometheus",
 }
 
 
