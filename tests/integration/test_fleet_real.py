@@ -143,6 +143,9 @@ def test_two_hosts_each_below_trip_at_trip_together_and_name_both_shares(
                  seen=lambda h=host: watchers.output(h.index))  # type: ignore[misc]  # fmt: skip
     for host in (mx1, mx2):
         shares = dict(host.report()["fleet"])
+        (folder,) = (host.state / "incidents").iterdir()
+        assert "Tripped on the fleet's shared window: " in (folder / "report.md").read_text()
+        assert dict(latch(host.state)["incident"]["fleet"]) == shares
         assert set(shares) == {"mx1", "mx2"}, shares
         assert all(n <= 6 for n in shares.values())
         assert sum(shares.values()) >= 10
