@@ -11,6 +11,7 @@ import pytest
 from tests.integration.harness.messages import DEFAULT_LIST
 from tests.integration.harness.pop3 import DovecotPop3
 from tests.integration.harness.postfix import PostfixInstance, private_root, require_postfix
+from tests.integration.harness.redis import RedisServer
 from tests.integration.harness.requires import require_programs, require_root
 from tests.integration.harness.sink import SmtpSink
 from tests.integration.harness.stormwatch import Watchers
@@ -87,3 +88,10 @@ def loop_post(postfix: PostfixInstance, index: int) -> str:
     return postfix.inject(
         LIST.bounce_address, postfix.loop_address, LIST.message(index, to=postfix.loop_address)
     )
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server on a free loopback port (killed and restarted by tests)."""
+    with RedisServer(tmp_path / "redis") as server:
+        yield server

@@ -4,7 +4,8 @@ Layers, lowest first::
 
     core                          pure: no I/O, no clock, no threads
     state                         durable state files (atomic writes, locks)
-    sources, responders, reports  the edges; each may use core and state, not each other
+    sources, responders, reports, the edges; each may use core and state, not each other
+    fleet
     runtime                       puts the edges together (daemon, service, settings files)
     cli                           the command line
 
@@ -57,8 +58,9 @@ ALLOWED: dict[str, set[str]] = {
     "sources": {"core", "state", "sources"},
     "responders": {"core", "state", "responders"},
     "reports": {"core", "state", "reports"},
-    "runtime": {"core", "state", "sources", "responders", "reports", "runtime"},
-    "cli": {"core", "state", "sources", "responders", "reports", "runtime", "cli"},
+    "fleet": {"core", "state", "fleet"},  # Redis: the fleet's shared windows
+    "runtime": {"core", "state", "sources", "responders", "reports", "fleet", "runtime"},
+    "cli": {"core", "state", "sources", "responders", "reports", "fleet", "runtime", "cli"},
 }
 
 

@@ -202,3 +202,25 @@ def test_a_step_back_in_log_time_is_a_counter(tmp_path: Path) -> None:
     m = Metrics()
     m.update_from_status(status)
     assert samples(m)[("stormwatch_log_time_steps_back_total", ())] == 1
+
+
+def test_the_fleet_is_exported_only_when_there_is_one() -> None:
+    m = Metrics()
+    m.update_from_status({"state": "armed"})
+    assert not [k for k in samples(m) if "fleet" in k[0]]
+    m.update_from_status(
+        {
+            "state": "armed",
+            "fleet": {
+                "host": "mx1", "redis": "down", "shared": 40, "not_shared": 2, "failures": 3,
+                "queued": 5, "retained": 40, "rules": {"backscatter": 12},
+            },
+        }
+    )  # fmt: skip
+    got = samples(m)
+    assert got[("stormwatch_fleet_redis_up", ())] == 0
+    assert got[("stormwatch_fleet_shared_matches_total", ())] == 40
+    assert got[("stormwatch_fleet_unshared_matches_total", ())] == 2
+    assert got[("stormwatch_fleet_failures_total", ())] == 3
+    assert got[("stormwatch_fleet_queued_matches", ())] == 5
+    assert got[("stormwatch_rule_fleet_window_count", (("rule", "backscatter"),))] == 12

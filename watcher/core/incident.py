@@ -41,6 +41,7 @@ class Incident:
     host: str = ""
     report_dir: str = ""  # the incident folder (report.md, report.json, timeline.svg, ...)
     report_summary: tuple[str, ...] = ()  # the top of the report, for the page
+    fleet: tuple[tuple[str, int], ...] = ()  # a trip on the fleet's count: each host's share
 
     @property
     def count(self) -> int:

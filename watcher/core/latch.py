@@ -331,6 +331,7 @@ def incident_to_json(i: Incident) -> dict[str, Any]:
         "trip_lineno": trip.line if trip is not None else 0,
         "top_domains": [list(d) for d in i.top_domains],
         "host": i.host,
+        **({"fleet": [list(d) for d in i.fleet]} if i.fleet else {}),  # hosts' shares
     }
 
 
@@ -353,6 +354,12 @@ def incident_from_json(d: Mapping[str, Any]) -> Incident:
         for x in domains
     ):
         raise LatchFormatError("incident.top_domains: not a list of [domain, count]")
+    fleet = d.get("fleet", [])  # absent before the fleet was added
+    if not isinstance(fleet, list) or not all(
+        isinstance(x, list) and len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], int)
+        for x in fleet
+    ):
+        raise LatchFormatError("incident.fleet: not a list of [host, count]")
     the_id, rule = f.text("id"), f.text("rule")
     if not the_id or not rule:
         raise LatchFormatError("incident.id and incident.rule: missing")
@@ -366,4 +373,5 @@ def incident_from_json(d: Mapping[str, Any]) -> Incident:
         first_match=first,
         top_domains=tuple((k, n) for k, n in domains),
         host=f.text("host"),
+        fleet=tuple((k, n) for k, n in fleet),
     )

@@ -25,6 +25,7 @@ from watcher.core.events import (
     Removed,
     Submitted,
 )
+from watcher.core.fleet import FleetCount, Shares
 from watcher.core.headers import FormatChange, SourceHeaders, block_kind
 from watcher.core.origin import describe, parse_origin, queued_as
 from watcher.core.parse import QID_RE, Parser
@@ -100,6 +101,7 @@ class StepSummary:
 
 
 ActionSink = Callable[[list[Action], Where], None]
+SharedSink = Callable[[Hit, Where], None]  # a shared rule's match, to add to the fleet's window
 LossSink = Callable[[LogLoss, Where], None]
 StepSink = Callable[[int, Where], None]  # how far back (microseconds), and the line
 FormatSink = Callable[[FormatChange], None]  # a source's header format, found or changed
@@ -149,6 +151,10 @@ class Pipeline:
         self.last_time: int | None = None
         self.switch_tripped: Where | None = None
         self.ladder = Ladder(detector.content_filters)
+        # the fleet (watcher.core.fleet): set by the runtime when [fleet] is configured
+        self.on_shared: SharedSink | None = None
+        self.fleet_shares: dict[str, Shares] = {}  # rule -> the hosts' shares it tripped on
+        self._fleet_last: dict[tuple[str, str], tuple[Hit, Where]] = {}
 
     @classmethod
     def build(
@@ -428,6 +434,9 @@ class Pipeline:
             where = Where(source, lineno, line, ev.time)
             for hit in hits:
                 self._hit(hit, where)
+                if hit.rule.shared and self.on_shared is not None:
+                    self._fleet_last[(hit.rule.name, hit.key)] = (hit, where)
+                    self.on_shared(hit, where)
         if self.ladder.watching:
             step = self.ladder.on_fact(fact)
             if step is not None:
@@ -490,6 +499,28 @@ class Pipeline:
         s.evidence.append(Evidence(where, fact.event.qid, domain, sender, origin))
         if self.switch_tripped is not None:
             s.after_switch += 1
+        self._decide(s, hit, where)
+
+    def fleet_count(self, count: FleetCount) -> list[Action]:
+        """The fleet's window of a shared rule's group: decide on its total as on a local
+        count (warn, trip), at this host's last line of that group; the actions name the
+        hosts' shares (:attr:`fleet_shares`)."""
+        last = self._fleet_last.get(count.group)
+        s = self.summaries.get(count.rule)
+        if last is None or s is None or s.rule.name != last[0].rule.name:
+            return []
+        hit, where = last
+        fleet_hit = Hit(s.rule, hit.fact, count.total, count.key)
+        return self._decide(s, fleet_hit, where, count.shares)
+
+    def _decide(
+        self, s: RuleSummary, hit: Hit, where: Where, shares: Shares | None = None
+    ) -> list[Action]:
+        """The decider's verdict on a count (local, or the fleet's with its ``shares``)."""
+        if shares is None:
+            self.fleet_shares.pop(hit.rule.name, None)
+        else:
+            self.fleet_shares[hit.rule.name] = shares
         was_tripped = self.decider.is_tripped(hit.rule.name)
         actions = self.decider.on_hit(hit)
         if not was_tripped and self.decider.is_tripped(hit.rule.name):
@@ -504,6 +535,7 @@ class Pipeline:
                 self.ladder.frozen()  # the ladder starts when the kill switch says step 1 took
             self._act(actions, where)  # effect: in a replay, what follows the trip line is
             # what happened without stormwatch, no evidence that step 1 would have failed
+        return actions
 
     def _act(self, actions: list[Action], where: Where) -> None:
         self.actions.extend((a, where) for a in actions)

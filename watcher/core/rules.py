@@ -113,6 +113,9 @@ class Rule(_Strict):
     escalate_at: Annotated[int, Field(ge=1, le=10_000)] = Field(
         2, description="how many storm deliveries must leave after that to escalate"
     )
+    shared: bool = Field(
+        False, description="count the window across the fleet too ([fleet] in the settings)"
+    )
 
     @model_validator(mode="after")
     def _thresholds(self) -> Rule:

@@ -102,6 +102,38 @@ class MetricsSettings(_Section):
     )
 
 
+class FleetSettings(_Section):
+    """Shared windows on Redis: rules with ``shared = true`` count across every watcher
+    with the same ``url`` and ``name``. Empty ``url``: no fleet, every window is local."""
+
+    url: str = Field(
+        "",
+        pattern=r"^(|rediss?://\S+)$",
+        description="redis://[:password@]host:port/db, or rediss:// for TLS; '' = no fleet",
+    )
+    password_file: PathText | None = Field(
+        None, description="a file holding Redis's password (readable by its owner only)"
+    )
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")] = Field(
+        "default", description="watchers with the same url and name share their windows"
+    )
+    host: Annotated[str, Field(pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,127})?$")] = Field(
+        "", description="this watcher's name in the fleet; '' = the machine's host name"
+    )
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        1.0, description="connect and per-command timeout; slower is an outage"
+    )
+    retry_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        5.0, description="wait between attempts to reach Redis again after an outage"
+    )
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        1.0, description="re-read the fleet's counts this often while this host is quiet"
+    )
+    queue_size: Annotated[int, Field(ge=100, le=10_000_000)] = Field(
+        100_000, description="matches waiting to be shared; beyond it they stay local only"
+    )
+
+
 class Settings(_Section):
     state_dir: PathText = DEFAULT_STATE_DIR
     timezone: str = Field("", description="zone of year-less syslog timestamps; '' = the host's")
@@ -123,3 +155,4 @@ class Settings(_Section):
     notify: NotifySettings = NotifySettings()
     command: CommandSettings = CommandSettings()
     metrics: MetricsSettings = MetricsSettings()
+    fleet: FleetSettings = FleetSettings()

@@ -115,6 +115,7 @@ def from_pipeline(
             first_match=_ref(first_where, tz, 1),
             top_domains=by_domain[:10],
             host=the_host,
+            fleet=pipeline.fleet_shares.get(rule, ()),
         ),
         matches=matches,
         matches_total=total,

@@ -101,6 +101,7 @@ def to_json(report: IncidentReport) -> dict[str, Any]:
         "rule_actions": list(report.rule_actions),
         "trip": _ref_json(inc.trip),
         "first_match": _ref_json(inc.first_match),
+        **({"fleet": [list(d) for d in inc.fleet]} if inc.fleet else {}),  # hosts' shares
         "matches_total": report.matches_total,
         "matches": [
             {
@@ -192,6 +193,7 @@ def from_json(d: Mapping[str, Any]) -> IncidentReport:
                 first_match=_ref_from(d["first_match"]),
                 top_domains=by_domain[:10],
                 host=str(d["host"]),
+                fleet=_pairs(d.get("fleet", [])),
             ),
             matches=tuple(_evidence(m) for m in d["matches"]),
             matches_total=int(d["matches_total"]),

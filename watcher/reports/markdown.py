@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from watcher.core.fleet import shares_text
 from watcher.core.incident import MANUAL, LineRef
 from watcher.core.parse import QID_RE
 from watcher.core.text import visible
@@ -102,6 +103,8 @@ def summary_lines(data: IncidentReport) -> list[str]:
         )
     else:
         out.append(f"Rule {inc.rule} did not trip.")
+    if inc.fleet:
+        out.append(f"Tripped on the fleet's shared window: {shares_text(inc.fleet)}.")
     span = ""
     if data.matches:
         span = (

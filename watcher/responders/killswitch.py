@@ -145,6 +145,7 @@ class KillSwitch:
             first_match=first,
             top_domains=domains,
             host=self.host,
+            fleet=self.pipeline.fleet_shares.get(action.rule, ()) if self.pipeline else (),
         )
 
     def _warn(self, action: Action, where: Where) -> None:

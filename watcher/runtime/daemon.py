@@ -68,6 +68,7 @@ class Watcher:
         on_tick: Callable[[], None] | None = None,
         on_ready: Callable[[], object] | None = None,
         on_stop: Callable[[], None] | None = None,
+        on_poll: Callable[[], None] | None = None,
         extra_status: Callable[[], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -82,6 +83,7 @@ class Watcher:
         self._on_tick = on_tick
         self._on_ready = on_ready
         self._on_stop = on_stop
+        self._on_poll = on_poll  # every turn of the loop (at least every poll_timeout)
         self._extra_status = extra_status
         self._clock = clock
         self._wall = wall
@@ -112,6 +114,8 @@ class Watcher:
                     pass
                 else:
                     self._process(st, items)
+                if self._on_poll is not None:
+                    self._on_poll()
                 self._tick()
         finally:
             if self._on_stop is not None:

@@ -169,7 +169,42 @@ class _StatusCollector(Collector):
         yield from counter(
             "evicted_queue_ids", "Queue IDs evicted to bound memory.", corr.get("evicted")
         )
+        yield from self._fleet(_dict(st.get("fleet")))
         yield from self._labelled(st)
+
+    @staticmethod
+    def _fleet(fleet: Mapping[str, Any]) -> Iterator[Metric]:
+        """Shared windows (watcher.fleet): nothing without a [fleet] url and a shared rule."""
+        if not fleet:
+            return
+        up = GaugeMetricFamily(
+            f"{PREFIX}_fleet_redis_up", "1 while the fleet's Redis answers, else 0."
+        )
+        up.add_metric([], float(fleet.get("redis") == "up"))
+        yield up
+        for name, doc, key in (
+            ("fleet_shared_matches", "Shared rules' matches sent to the fleet.", "shared"),
+            ("fleet_unshared_matches", "Matches not shared: the queue was full.", "not_shared"),
+            ("fleet_failures", "Redis calls that failed or timed out.", "failures"),
+        ):
+            v = _num(fleet.get(key))
+            if v is not None:
+                yield CounterMetricFamily(f"{PREFIX}_{name}", doc, value=v)
+        v = _num(fleet.get("queued"))
+        if v is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_fleet_queued_matches", "Matches waiting to be shared.", value=v
+            )
+        counts = _dict(fleet.get("rules"))
+        if counts:
+            window = GaugeMetricFamily(
+                f"{PREFIX}_rule_fleet_window_count",
+                "The fleet's count in a shared rule's window, as last read (largest group).",
+                labels=["rule"],
+            )
+            for name, n in sorted(counts.items()):
+                _add(window, name, n)
+            yield window
 
     def _labelled(self, st: Mapping[str, Any]) -> Iterator[Metric]:
         rules = _dict(st.get("rules"))

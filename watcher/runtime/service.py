@@ -34,6 +34,7 @@ from watcher.responders.latchstore import LatchStore
 from watcher.runtime import clock
 from watcher.runtime.daemon import Watcher
 from watcher.runtime.endpoint import MetricsEndpoint
+from watcher.runtime.fleetlink import FleetLink
 from watcher.runtime.metrics import Metrics, rule_status
 from watcher.runtime.sdnotify import SystemdNotify, WatchdogPinger
 from watcher.sources.base import Source
@@ -181,10 +182,13 @@ def _run(
     parser = Parser(reference=clock.now(), tz=clock.zone(settings.timezone))
     metrics = Metrics() if settings.metrics.enabled else None
     build = _live if not options.dry_run else _dry
-    pipeline, on_tick, on_stop, apply_settings, warn = build(
+    pipeline, on_tick, on_stop, apply_settings, warn, page = build(
         settings, rules, parser, options, sd, metrics
     )
     endpoint = _endpoint(settings, metrics, warn)
+    fleet = FleetLink.build(settings.fleet, rules, page)  # [fleet] changes on a restart only
+    if fleet is not None:
+        fleet.attach(pipeline)
     watcher: Watcher
 
     def tick() -> None:
@@ -205,6 +209,8 @@ def _run(
 
     def stopping() -> None:
         sd.stopping()
+        if fleet is not None:
+            fleet.stop()
         on_stop()
         if endpoint is not None:
             endpoint.close()
@@ -216,8 +222,12 @@ def _run(
         on_tick=tick,
         on_ready=sd.ready,
         on_stop=stopping,
+        on_poll=(lambda: fleet.poll(pipeline)) if fleet is not None else None,
         status_every=2.0,
-        extra_status=lambda: _extra_status(pipeline, settings),
+        extra_status=lambda: {
+            **_extra_status(pipeline, settings),
+            **(fleet.status() if fleet is not None else {}),
+        },
     )
     mode = "dry run: " if options.dry_run else ""
     log.warning("watching (%s%s)", mode, ", ".join(s.name for s in sources))
@@ -228,13 +238,15 @@ def _run(
     return 0
 
 
-# the pipeline, on_tick, on_stop, apply new settings, page a warning (problem text)
+# the pipeline, on_tick, on_stop, apply new settings, page a warning (problem text),
+# page a warning (title, body)
 Built = tuple[
     Pipeline,
     Callable[[], None],
     Callable[[], None],
     Callable[[Settings], None],
     Callable[[str], None],
+    Callable[[str, str], None] | None,
 ]
 
 
@@ -290,7 +302,7 @@ def _dry(
     def apply(new: Settings) -> None:
         printer.responder.settings = new
 
-    return pipeline, lambda: None, lambda: None, apply, lambda _problem: None  # logged already
+    return pipeline, lambda: None, lambda: None, apply, lambda _problem: None, None  # logged
 
 
 def _live(
@@ -371,7 +383,10 @@ def _live(
     def warn(problem: str) -> None:
         current[0].send(*render_metrics_unavailable(problem, host=switch.host), "warning")
 
-    return pipeline, on_tick, on_stop, apply, warn
+    def page(title: str, body: str) -> None:
+        current[0].send(title, body, "warning")
+
+    return pipeline, on_tick, on_stop, apply, warn, page
 
 
 def _reload(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from watcher.core.errors import ConfigError
 from watcher.core.rules import Rule
 from watcher.core.settings import Settings
+from watcher.fleet.store import FleetConfigError, read_password
 from watcher.responders.command import validate_argv
 from watcher.responders.notify.targets import check_targets
 from watcher.runtime import clock
@@ -34,6 +35,11 @@ def problems(settings: Settings) -> list[str]:
             "sources; set allow_remote = true (and put a firewall in front) to serve them "
             "to the network"
         )
+    if settings.fleet.url and settings.fleet.password_file:
+        try:
+            read_password(settings.fleet.password_file)
+        except FleetConfigError as exc:
+            out.append(f"[fleet] {exc}")
     return out
 
 
@@ -54,4 +60,7 @@ def warnings(
     ]
     if any("command" in r.actions for r in rules) and not settings.command.argv:
         out.append("a rule asks for the command action, but [command] argv is empty")
+    shared = [r.name for r in rules if r.shared]
+    if shared and not settings.fleet.url:
+        out.append(f"rule(s) {', '.join(shared)} are shared, but [fleet] url is empty")
     return out

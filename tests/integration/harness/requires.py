@@ -33,6 +33,8 @@ PACKAGES: dict[str, str] = {
     "postsuper": "postfix",
     "fetchmail": "fetchmail",
     "dovecot": "dovecot-pop3d",
+    "redis-server": "redis-server",
+    "promtool": "prometheus",
 }
 
 

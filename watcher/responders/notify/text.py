@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import timedelta
 
+from watcher.core.fleet import shares_text
 from watcher.core.incident import Incident
 from watcher.core.text import visible
 from watcher.responders.base import Outcome
@@ -65,6 +66,11 @@ def _domains(incident: Incident) -> list[str]:
     return ["", *lines]
 
 
+def _fleet(incident: Incident) -> list[str]:
+    """A count across the fleet: each host's share of it."""
+    return [f"Fleet: {visible(shares_text(incident.fleet))}"] if incident.fleet else []
+
+
 def _outcome_line(o: Outcome) -> str:
     summary = visible(re.sub(r"\s*[\r\n]+\s*", " / ", o.summary.strip()))
     return f"  {'ok    ' if o.ok else 'FAILED'} {visible(o.kind)}: {summary}"
@@ -86,6 +92,7 @@ def render_page(incident: Incident, outcomes: Sequence[Outcome]) -> tuple[str, s
         body.append(visible(incident.description))
     body += [
         f"Count: {_counts(incident, 'threshold')}",
+        *_fleet(incident),
         f"First match: {visible(incident.first_time)} (log time)",
         f"Trip line:   {visible(incident.trip_time)} (log time)",
         f"Incident: {visible(incident.id)}",
@@ -126,6 +133,7 @@ def render_warning(incident: Incident) -> tuple[str, str]:
         body.append(visible(incident.description))
     body += [
         f"Count: {_counts(incident, 'warns at')}",
+        *_fleet(incident),
         f"First match: {visible(incident.first_time)} (log time)",
         f"Latest:      {visible(incident.trip_time)} (log time)",
         *_domains(incident),
@@ -277,5 +285,29 @@ def render_escalated(incident: Incident, outcome: Outcome) -> tuple[str, str]:
         _outcome_line(outcome),
         "",
         REARM,
+    ]
+    return title, "\n".join(body)
+
+
+def render_fleet_down(problem: str, *, host: str = "") -> tuple[str, str]:
+    """Redis cannot be reached: this host counts its shared rules alone."""
+    title = f"{PREFIX} fleet: Redis unreachable{_on(host)}, counting locally"
+    body = [
+        f"The fleet's Redis cannot be reached{_on(host)}: {_line(problem)}",
+        "This host goes on counting every rule in its own windows and trips on them as",
+        "always; what the rest of the fleet sees is not added until Redis is back. Its",
+        "matches are kept and shared again then. Other hosts may be blind to this one's",
+        "share of a storm spread over the fleet meanwhile.",
+    ]
+    return title, "\n".join(body)
+
+
+def render_fleet_up(resent: int, *, host: str = "", down_for: float = 0.0) -> tuple[str, str]:
+    """Redis is back: sharing resumed."""
+    title = f"{PREFIX} fleet: Redis reachable again{_on(host)}, sharing resumed"
+    body = [
+        f"The fleet's Redis is reachable again{_on(host)} after {_duration(down_for)}.",
+        f"This host sent again the {resent} shared match(es) still within their windows;",
+        "the fleet's windows count them once.",
     ]
     return title, "\n".join(body)

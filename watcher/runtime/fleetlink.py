@@ -1,0 +1,135 @@
+"""Wires the fleet's shared windows into a run: the pipeline's shared matches go to the
+:class:`~watcher.fleet.sharer.Sharer`, the fleet's counts come back to the pipeline's
+decider, outages and their end are logged and paged.
+
+Everything here runs on the pipeline's thread except the sharer's worker; the
+pipeline never waits for Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from watcher.core.detect import Hit
+from watcher.core.events import MICROS
+from watcher.core.fleet import FleetCount, Shared, event_id, shares_text
+from watcher.core.pipeline import Pipeline, Where
+from watcher.core.rules import Rule
+from watcher.core.settings import FleetSettings
+from watcher.fleet.sharer import Outage, Resumed, Sharer, Store
+from watcher.fleet.store import FleetStore, connect
+
+log = logging.getLogger(__name__)
+
+Page = Callable[[str, str], None]  # title, body: a warning page
+
+
+def host_name(settings: FleetSettings) -> str:
+    return settings.host or socket.gethostname().split(".")[0]
+
+
+class FleetLink:
+    """Between one pipeline and one sharer."""
+
+    def __init__(self, sharer: Sharer, host: str, page: Page | None = None) -> None:
+        self.sharer = sharer
+        self.host = host
+        self.page = page
+        self.counts: dict[tuple[str, str], int] = {}  # the fleet's count per group, last read
+
+    @classmethod
+    def build(
+        cls,
+        settings: FleetSettings,
+        rules: Sequence[Rule],
+        page: Page | None = None,
+        store: Store | None = None,
+    ) -> FleetLink | None:
+        """None without a fleet URL or without a shared rule (said in the log)."""
+        shared = [r.name for r in rules if r.shared]
+        if not settings.url:
+            if shared:
+                log.warning(
+                    "fleet: rule(s) %s are shared but [fleet] url is empty: counting locally",
+                    ", ".join(shared),
+                )
+            return None
+        if not shared:
+            log.warning("fleet: [fleet] url is set but no rule has shared = true")
+            return None
+        host = host_name(settings)
+        real = store or FleetStore(connect(settings), settings.name, host)
+        sharer = Sharer(
+            real,
+            queue_size=settings.queue_size,
+            poll_seconds=settings.poll_seconds,
+            retry_seconds=settings.retry_seconds,
+        )
+        log.warning(
+            "fleet %s: sharing rule(s) %s as host %s", settings.name, ", ".join(shared), host
+        )
+        return cls(sharer, host, page)
+
+    def attach(self, pipeline: Pipeline) -> None:
+        pipeline.on_shared = self.on_shared
+        self.sharer.start()
+
+    def on_shared(self, hit: Hit, where: Where) -> None:
+        window = int(hit.rule.window.seconds * MICROS)
+        member = event_id(where.source, where.text)
+        self.sharer.offer(Shared(hit.rule.name, hit.key, window, hit.fact.event.time, member))
+
+    def poll(self, pipeline: Pipeline) -> None:
+        """What the worker reported: counts to decide on, an outage, its end."""
+        from watcher.responders.notify.text import render_fleet_down, render_fleet_up
+
+        for report in self.sharer.take():
+            if isinstance(report, FleetCount):
+                self._count(pipeline, report)
+            elif isinstance(report, Outage):
+                log.error(
+                    "fleet: Redis unreachable, counting locally (%s); trying again every %g s",
+                    report.problem,
+                    self.sharer.retry_seconds,
+                )
+                if self.page is not None:
+                    self.page(*render_fleet_down(report.problem, host=self.host))
+            elif isinstance(report, Resumed):
+                log.warning(
+                    "fleet: Redis reachable again after %.0f s: sharing resumed (%d match(es)"
+                    " still in their windows sent again)",
+                    report.down_for,
+                    report.resent,
+                )
+                if self.page is not None:
+                    self.page(*render_fleet_up(report.resent, host=self.host,
+                                               down_for=report.down_for))  # fmt: skip
+
+    def _count(self, pipeline: Pipeline, count: FleetCount) -> None:
+        if count.group not in self.counts and len(self.counts) >= 10_000:
+            del self.counts[next(iter(self.counts))]
+        self.counts[count.group] = count.total
+        actions = pipeline.fleet_count(count)
+        if actions:
+            trips = any(a.severity != "warn" for a in actions)
+            log.log(
+                logging.ERROR if trips else logging.WARNING,
+                "fleet: rule %s %s on the fleet's window: %s (%s %d)",
+                count.rule,
+                "trips" if trips else "warns",
+                shares_text(count.shares),
+                "trip_at" if trips else "warn_at",
+                actions[0].threshold,
+            )
+
+    def status(self) -> dict[str, Any]:
+        rules: dict[str, int] = {}
+        for (rule, _key), n in self.counts.items():
+            rules[rule] = max(rules.get(rule, 0), n)
+        return {"fleet": {"host": self.host, **self.sharer.status(), "rules": rules}}
+
+    def stop(self) -> None:
+        self.sharer.stop()
