@@ -19,9 +19,10 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from .dovecot import launch_dovecot
 from .messages import DEFAULT_LIST, MailingList
-from .procs import LOOPBACK, Started, banner, free_port, stop_group, tail
-from .requires import require_group, require_programs, require_root, require_user, wait_for
+from .procs import LOOPBACK, Started, banner, free_port, stop_group
+from .requires import require_group, require_programs, require_root, require_user
 
 _instances = itertools.count(1)
 
@@ -122,33 +123,16 @@ service pop3-login {{
         # Read by dovecot's auth process, which runs as default_internal_user "dovecot".
         os.chown(self.users_path, 0, require_group("dovecot").gr_gid)
         self.users_path.chmod(0o640)
-        with (self.root / "dovecot.stdout").open("wb") as out:
-            self._proc = subprocess.Popen(
-                [dovecot, "-F", "-c", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            wait_for(
-                lambda: banner(self.port).startswith(b"+OK") or self._proc_exited(),
-                timeout,
-                f"a +OK banner from dovecot on {LOOPBACK}:{self.port}",
-                seen=lambda: tail(self.log_path, 10) + tail(self.root / "dovecot.stdout", 10),
-            )
-            if self._proc_exited():
-                raise AssertionError(
-                    f"dovecot exited at start:\n{tail(self.root / 'dovecot.stdout')}\n"
-                    f"{tail(self.log_path)}"
-                )
-        except BaseException:
-            self.stop()
-            raise
+        self._proc = launch_dovecot(
+            dovecot,
+            self.config_path,
+            self.root,
+            self.log_path,
+            lambda: banner(self.port).startswith(b"+OK"),
+            f"a +OK banner from dovecot on {LOOPBACK}:{self.port}",
+            timeout,
+        )
         return self
-
-    def _proc_exited(self) -> bool:
-        return self._proc is not None and self._proc.poll() is not None
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._proc is not None:

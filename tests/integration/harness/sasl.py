@@ -16,8 +16,9 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from .procs import LOOPBACK, Started, stop_group, tail
-from .requires import require_group, require_programs, require_root, wait_for
+from .dovecot import launch_dovecot
+from .procs import LOOPBACK, Started, stop_group
+from .requires import require_group, require_programs, require_root
 
 _instances = itertools.count(1)
 
@@ -82,30 +83,16 @@ service auth {{
         users.write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in self.accounts.items()))
         os.chown(users, 0, require_group("dovecot").gr_gid)  # read by the auth process
         users.chmod(0o640)
-        with (self.root / "dovecot.stdout").open("wb") as out:
-            self._proc = subprocess.Popen(
-                [dovecot, "-F", "-c", str(self.root / "dovecot.conf")],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            wait_for(
-                lambda: self.socket_path.exists() or self._proc_exited(),
-                timeout,
-                f"dovecot's auth socket {self.socket_path}",
-                seen=lambda: tail(self.log_path, 10) + tail(self.root / "dovecot.stdout", 10),
-            )
-            if self._proc_exited():
-                raise AssertionError(f"dovecot exited at start:\n{tail(self.log_path)}")
-        except BaseException:
-            self.stop()
-            raise
+        self._proc = launch_dovecot(
+            dovecot,
+            self.root / "dovecot.conf",
+            self.root,
+            self.log_path,
+            self.socket_path.exists,
+            f"dovecot's auth socket {self.socket_path}",
+            timeout,
+        )
         return self
-
-    def _proc_exited(self) -> bool:
-        return self._proc is not None and self._proc.poll() is not None
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._proc is not None:
