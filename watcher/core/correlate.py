@@ -11,6 +11,7 @@ not expire every message in flight.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from watcher.core.events import (
@@ -153,6 +154,11 @@ class Correlator:
     def sender_of(self, qid: str) -> str | None:
         entry = self._open.get(qid)
         return None if entry is None else entry[0]
+
+    def queue_ids_from(self, keep: Callable[[Origin], bool], limit: int) -> list[str]:
+        """Open queue IDs whose origin ``keep`` accepts (at most ``limit``, newest kept)."""
+        found = [q for q, e in self._open.items() if e[3] is not None and keep(e[3])]
+        return found[-limit:]
 
     def origin_of(self, qid: str) -> Origin | None:
         entry = self._open.get(qid)

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
 from watcher.core.detect import Hit
@@ -44,6 +44,11 @@ class Action:
     window_seconds: float
     transports: tuple[str, ...] = ()
     addresses: tuple[str, ...] = ()  # contain-postfix: the looping recipients, to hold at smtpd
+    # contain-offender: the origin to stop ("sasl-user=bob", "uid=33", "client=192.0.2.7"),
+    # the queue IDs the join saw from it (to hold), its top destination domains ("d (n)")
+    offender: str = ""
+    queue_ids: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -141,7 +146,10 @@ class Decider:
             addresses = (
                 tuple(sorted(state.loops)) if kind in ("contain-postfix", "hold-bounces") else ()
             )
-            out.append(self._action(kind, "trip", rule, hit, rule.trip_at, transports, addresses))
+            action = self._action(kind, "trip", rule, hit, rule.trip_at, transports, addresses)
+            if kind == "contain-offender":
+                action = replace(action, offender=offender_of(rule, hit.key))
+            out.append(action)
         return out
 
     @staticmethod
@@ -165,3 +173,14 @@ class Decider:
             transports,
             addresses,
         )
+
+
+def offender_of(rule: Rule, key: str) -> str:
+    """``group=key`` for the group a trip counted: ``sasl-user=bob``, ``uid=33``..."""
+    return f"{rule.window.group_by}={key}"
+
+
+def split_offender(offender: str) -> tuple[str, str]:
+    """``("sasl-user", "bob")`` from ``sasl-user=bob`` (``("", "")`` if not one)."""
+    group, sep, key = offender.partition("=")
+    return (group, key) if sep and key else ("", "")

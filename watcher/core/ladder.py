@@ -9,6 +9,10 @@ logged as sent more than ``escalate_after_seconds`` (log time) after step 1
 took effect, it asks for step 2, ``freeze-postfix`` of the transports that
 carried them. Step 3 is a human's (``stormwatch trip --freeze``). Pure: times
 are the log's.
+
+For a flood from one origin (``contain-offender``: a SASL user, a uid, a client),
+step 1 stops that origin only, and what "keeps leaving" means is that origin's mail
+sent to a network relay (:data:`OFFENDER_ESCAPE`, with the same group key).
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from watcher.core.correlate import Fact
 from watcher.core.decide import Action
 from watcher.core.detect import compile_match
 from watcher.core.events import MICROS, Delivery
+from watcher.core.origin import origin_key
 from watcher.core.rules import Match, Rule
 
 # What "the storm's mail leaves" means: a bounce (null sender) sent to a network relay
 # that is not a content filter: the backscatter rule's condition, whatever the agent.
 ESCAPE = Match(event="delivery", sender="null", statuses=("sent",), remote=True)
+# ... and for a contained offender: its mail, whatever the sender, sent to a network relay
+OFFENDER_ESCAPE = Match(event="delivery", statuses=("sent",), remote=True)
 
 
 @dataclass(slots=True)
@@ -39,22 +46,34 @@ class Ladder:
     escaped: int = 0
     transports: set[str] = field(default_factory=set)
     escalated: bool = False
+    offender: str = ""  # "group=key" when step 1 was contain-offender
     _escape: Callable[[Fact], bool] = field(init=False, repr=False)
+    _bounce: Callable[[Fact], bool] = field(init=False, repr=False)
+    _sent: Callable[[Fact], bool] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._escape = compile_match(ESCAPE, tuple(self.content_filters))
+        filters = tuple(self.content_filters)
+        self._escape = self._bounce = compile_match(ESCAPE, filters)
+        self._sent = compile_match(OFFENDER_ESCAPE, filters)
 
     @property
     def watching(self) -> bool:
         return self.contained_at is not None and not self.escalated
 
-    def contained(self, rule: Rule, at: int) -> None:
+    def contained(self, rule: Rule, at: int, offender: str = "") -> None:
         """Step 1 for ``rule``'s trip took effect at log time ``at`` (a later, measured
-        time replaces the one assumed when it was asked for)."""
+        time replaces the one assumed when it was asked for); ``offender``
+        (``group=key``) when step 1 stopped one origin only."""
         if self.escalated:
             return
-        if self.contained_at is None or self.rule != rule.name:
+        if self.contained_at is None or self.rule != rule.name or self.offender != offender:
             self.rule = rule.name
+            self.offender = offender
+            self._escape = self._bounce
+            if offender:
+                group, _, key = offender.partition("=")
+                sent = self._sent
+                self._escape = lambda f: sent(f) and origin_key(f.origin, group) == key
             self.grace = int(rule.escalate_after_seconds * MICROS)
             self.escalate_at = rule.escalate_at
             self.escaped = 0
@@ -68,6 +87,8 @@ class Ladder:
     def reset(self) -> None:
         """Re-armed."""
         self.rule, self.contained_at, self.escaped, self.escalated = "", None, 0, False
+        self.offender = ""
+        self._escape = self._bounce
         self.transports.clear()
 
     def on_fact(self, fact: Fact) -> Action | None:

@@ -283,6 +283,9 @@ def action_to_json(a: Action) -> dict[str, Any]:
         "window_seconds": a.window_seconds,
         "transports": list(a.transports),
         "addresses": list(a.addresses),
+        "offender": a.offender,
+        "queue_ids": list(a.queue_ids),
+        "domains": list(a.domains),
     }
 
 
@@ -304,6 +307,9 @@ def planned_from_json(d: Mapping[str, Any], i: int = 0) -> Action:
         f.number("window_seconds"),
         tuple(f.texts("transports")),
         tuple(f.texts("addresses")),
+        f.text("offender", ""),
+        tuple(f.texts("queue_ids")),
+        tuple(f.texts("domains")),
     )
 
 

@@ -34,6 +34,7 @@ from watcher.core.rules import ORIGIN_GROUPS, Rule
 if TYPE_CHECKING:
     from watcher.core.settings import Settings
 from watcher.core.ladder import Ladder
+from watcher.core.offender import with_evidence
 from watcher.core.scanner import DELIVERY, HOP, ORIGIN, REMOVED, SENDER, Scanned, scan_block
 
 
@@ -57,6 +58,7 @@ class Evidence:
     domain: str
     sender: str
     origin: str = ""  # where the message came from (watcher.core.origin.describe), if counted
+    key: str = ""  # the rule's group key for it
 
 
 @dataclass(slots=True)
@@ -496,7 +498,7 @@ class Pipeline:
             s.transports[fact.event.transport] += 1
         if len(s.evidence) == s.evidence.maxlen:
             s.evidence_dropped += 1
-        s.evidence.append(Evidence(where, fact.event.qid, domain, sender, origin))
+        s.evidence.append(Evidence(where, fact.event.qid, domain, sender, origin, hit.key))
         if self.switch_tripped is not None:
             s.after_switch += 1
         self._decide(s, hit, where)
@@ -522,7 +524,10 @@ class Pipeline:
         else:
             self.fleet_shares[hit.rule.name] = shares
         was_tripped = self.decider.is_tripped(hit.rule.name)
-        actions = self.decider.on_hit(hit)
+        actions = [
+            with_evidence(a, self.correlator, s.evidence) if a.offender else a
+            for a in self.decider.on_hit(hit)
+        ]
         if not was_tripped and self.decider.is_tripped(hit.rule.name):
             s.tripped = where
             s.count_at_trip = hit.count

@@ -9,6 +9,7 @@ stdin).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -131,3 +132,62 @@ def postsuper_stdin(cfg: str, flag: str) -> list[str]:
     if flag not in ("-h", "-H"):
         raise ValueError(f"postsuper {flag}: only hold and release are used")
     return ["postsuper", "-c", cfg, flag, "-"]
+
+
+# -- contain-offender: stop one origin's new mail ---------------------------------------
+
+SASL_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._%+=@-]{0,255}")
+LOGIN_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+SUBMIT_USERS = "authorized_submit_users"
+DATA_RESTRICTIONS = "smtpd_data_restrictions"
+# the smtpd stages a SASL user's or a client's block may go in, the first preferred
+OFFENDER_STAGES = (RECIPIENT_RESTRICTIONS, DATA_RESTRICTIONS)
+OFFENDER_PARAMS = (*OFFENDER_STAGES, SUBMIT_USERS)
+
+
+def offender_check(group: str, key: str) -> tuple[str, str]:
+    """``(restriction, lookup key)`` that holds the offender's new mail at smtpd:
+    ``check_sasl_access`` for a SASL user, ``check_client_access`` for a client address.
+
+    Raises ValueError when the key cannot go into a lookup table safely (a space, a
+    brace, a comma...), or is a client on this host (a content filter re-injecting, a
+    web application: holding it would hold everyone's mail).
+    """
+    if group == "sasl-user":
+        if not SASL_USER_RE.fullmatch(key):
+            raise ValueError(f"SASL user {key!r} cannot go into a lookup table")
+        return "check_sasl_access", key
+    if group == "client":
+        try:
+            ip = ipaddress.ip_address(key)
+        except ValueError:
+            raise ValueError(f"client {key!r} is not an IP address") from None
+        if ip.is_loopback or ip.is_unspecified:
+            raise ValueError(
+                f"client {key} is on this host (content filters and local programs submit"
+                " from there): holding it would hold everyone's mail"
+            )
+        return "check_client_access", str(ip)
+    raise ValueError(f"{group!r} is not blocked at smtpd")
+
+
+def offender_hold_table(key: str) -> str:
+    return f"inline:{{ {{{key}=HOLD {HELD}}} }}"
+
+
+def offender_stage_value(group: str, key: str, before: str | None) -> str:
+    """The stage's new value: the offender's check first, then what was there."""
+    restriction, lookup = offender_check(group, key)
+    check = f"{restriction} {offender_hold_table(lookup)}"
+    return f"{check}, {before}" if before else check
+
+
+def submit_users_value(login: str, before: str | None) -> str:
+    """``authorized_submit_users`` without ``login`` (sendmail(1) refuses it), everyone
+    else as before (the default is ``static:anyone``). Raises ValueError for root and
+    for names that cannot go into the list."""
+    if login == "root":
+        raise ValueError("root's sendmail(1) is never refused (cron, the system's own mail)")
+    if not LOGIN_RE.fullmatch(login):
+        raise ValueError(f"login {login!r} cannot go into authorized_submit_users")
+    return f"!{login}, {before or 'static:anyone'}"

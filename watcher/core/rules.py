@@ -11,12 +11,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ActionKind = Literal[
-    "notify", "stop-fetchmail", "contain-postfix", "freeze-postfix", "hold-bounces", "command"
-]
+    "notify", "stop-fetchmail", "contain-offender", "contain-postfix", "freeze-postfix",
+    "hold-bounces", "command",
+]  # fmt: skip
 # The order the kill switch runs a trip's actions in: the outflow first (contain the
-# storm's mail, or freeze Postfix; then hold what is queued), then the inflow, the
-# command, and the page last (it says what was done and what failed).
+# offender or the storm's mail, or freeze Postfix; then hold what is queued), then the
+# inflow, the command, and the page last (it says what was done and what failed).
 ACTION_ORDER: tuple[ActionKind, ...] = (
+    "contain-offender",
     "contain-postfix",
     "freeze-postfix",
     "hold-bounces",
@@ -123,4 +125,9 @@ class Rule(_Strict):
             raise ValueError("give warn_at, trip_at or both")
         if self.warn_at is not None and self.trip_at is not None and self.warn_at >= self.trip_at:
             raise ValueError(f"warn_at ({self.warn_at}) must be below trip_at ({self.trip_at})")
+        if "contain-offender" in self.actions and self.window.group_by not in ORIGIN_GROUPS:
+            raise ValueError(
+                "contain-offender needs window.group_by = 'sasl-user', 'uid' or 'client':"
+                " the group is the offender it contains"
+            )
         return self
