@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 # Safe to repeat: a freeze merges its values, a hold skips what is held, a second SIGINT
 # to a fetchmail still running is what an admin would send. The command may not be
 # idempotent and the page has its own retries: those run once.
-RETRYABLE = frozenset({"contain-postfix", "freeze-postfix", "hold-bounces", "stop-fetchmail"})
+RETRYABLE = frozenset(
+    {"contain-offender", "contain-postfix", "freeze-postfix", "hold-bounces", "stop-fetchmail"}
+)
+HOLDS = frozenset({"hold-bounces", "contain-offender"})  # their outcome's "held": on hold now
 RETRY_FIRST_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
 
@@ -159,7 +162,7 @@ class ActionRunner:
         )
         with self.store.locked() as latch:
             latch.actions.append(record)
-            held = outcome.details.get("held") if kind == "hold-bounces" else None
+            held = outcome.details.get("held") if kind in HOLDS else None
             if isinstance(held, list):
                 latch.add_held([str(q) for q in held])
         if not outcome.ok and attempt == 1:

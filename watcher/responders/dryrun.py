@@ -67,9 +67,11 @@ class DryRunResponder:
                 "(soft_bounce=yes, defer_transports=...: all outbound mail on them waits)",
                 "step 3, by hand: stormwatch trip --freeze",
             ]
+        if a.kind == "contain-offender":
+            return offender_steps(a, cfg, reload)
         if a.kind == "freeze-postfix":
             step2 = (
-                [f"step 2 of the ladder: {a.count} null-sender deliveries left more than "
+                [f"step 2 of the ladder: {a.count} storm deliveries left more than "
                  f"{a.window_seconds:g} s after step 1 (escalate_at {a.threshold})"]
                 if a.severity == "escalate"
                 else []
@@ -92,3 +94,40 @@ class DryRunResponder:
         if not argv:
             return ["run the configured command: none is configured"]
         return [f"run: {shlex.join(argv)} (placeholders filled; no shell)"]
+
+
+def offender_steps(a: Action, cfg: str, reload: str) -> list[str]:
+    """What ``contain-offender`` would do for ``a.offender`` (a live run checks the
+    host's master.cf overrides first, and may pick smtpd_data_restrictions instead)."""
+    group, _, key = a.offender.partition("=")
+    steps = [
+        f"step 1 of the ladder, per offender: stop {a.offender} only "
+        "(everyone else's mail keeps flowing)"
+        + (f"; it sent to {', '.join(a.domains)}" if a.domains else ""),
+        "save what main.cf sets: " + shlex.join(plan.postconf_explicit(cfg, plan.OFFENDER_PARAMS)),
+    ]
+    try:
+        if group == "uid":
+            value = plan.submit_users_value(f"<login of uid {key}>", None)
+            steps.append(f"run: postconf -c {cfg} -e '{plan.SUBMIT_USERS}={value}' "
+                         "(sendmail(1) refuses that user)")  # fmt: skip
+        else:
+            value = plan.offender_stage_value(group, key, None)
+            steps += [
+                "check the table: " + shlex.join(plan.postmap_query(
+                    cfg, plan.offender_check(group, key)[1],
+                    plan.offender_hold_table(plan.offender_check(group, key)[1]))),
+                "run: " + shlex.join(plan.postconf_set(cfg, {plan.RECIPIENT_RESTRICTIONS: value}))
+                + " (first in the stage, before what main.cf has)",
+                reload,
+                "its new mail is then accepted and held (HOLD): reversible, nothing bounced",
+            ]  # fmt: skip
+    except ValueError as exc:
+        steps.append(f"its new mail cannot be blocked: {exc}")
+    steps += [
+        f"hold the {len(a.queue_ids)} queued message(s) the log shows from it: "
+        + shlex.join(plan.postsuper_stdin(cfg, "-h"))
+        + " (queue IDs on stdin); again for its new queue IDs while tripped",
+        "step 2, if its mail still leaves after that: freeze the outbound transports",
+    ]
+    return steps

@@ -25,6 +25,7 @@ from typing import Protocol
 from watcher.core.decide import Action
 from watcher.core.incident import MANUAL, Incident, LineRef, incident_id
 from watcher.core.latch import ActionRecord, Latch, TripRecord
+from watcher.core.offender import queue_ids_of
 from watcher.core.pipeline import Pipeline, Where
 from watcher.core.rules import ActionKind
 from watcher.core.settings import Settings
@@ -73,6 +74,7 @@ class KillSwitch:
         *,
         page: Page | None = None,
         hold_sweep: Callable[[Sequence[str]], list[str]] | None = None,
+        offender_sweep: Callable[[Sequence[str]], list[str]] | None = None,
         reminder: Callable[[Incident, timedelta, int], tuple[str, str]] | None = None,
         warning: Callable[[Incident], tuple[str, str]] | None = None,
         reporter: Reporter | None = None,
@@ -87,6 +89,7 @@ class KillSwitch:
         self.responders = dict(responders)
         self._page = page
         self._hold_sweep = hold_sweep
+        self._offender_sweep = offender_sweep
         self._reminder = reminder
         self._warning = warning
         self._reporter = reporter
@@ -210,6 +213,14 @@ class KillSwitch:
         if p is None:
             return
         latch = self.store.read()
+        offender = latch.latest("contain-offender")
+        if offender is not None and latch.incident is not None and not self._contained_noted:
+            # ok or not (a client on this host cannot be blocked): the ladder watches its mail
+            summary = p.summaries.get(latch.incident.rule)
+            planned = next((a for a in latch.planned if a.kind == "contain-offender"), None)
+            if summary is not None and planned is not None:
+                self._contained_noted = True
+                p.ladder.contained(summary.rule, p.last_time or 0, planned.offender)
         contained = latch.latest("contain-postfix")
         if contained is not None and contained.ok and latch.incident is not None:
             summary = p.summaries.get(latch.incident.rule)
@@ -305,9 +316,11 @@ class KillSwitch:
             # lines logged between the trip and the freeze were read since: add them
             self._rewrite_at = None
             self.write_report(latch.incident, None)
-        if self._hold_sweep is not None and now - self._last_sweep >= self._sweep_every:
+        if now - self._last_sweep >= self._sweep_every:
             self._last_sweep = now
-            self._sweep()
+            if self._hold_sweep is not None:
+                self._sweep()
+            self._sweep_offender(latch)
         self._remind(latch, now)
 
     def _warn_unknown(self, why: str) -> None:
@@ -337,6 +350,27 @@ class KillSwitch:
         if self._page is not None:
             title, body = render_recovered(incident, outcome_of(record), record.attempt)
             self._page(title, body, "success")
+
+    def _sweep_offender(self, latch: Latch) -> None:
+        """Hold the offender's mail the join saw since the trip (through a service the
+        block does not cover, or queued from the maildrop before it)."""
+        planned = next((a for a in latch.planned if a.kind == "contain-offender"), None)
+        if planned is None or self._offender_sweep is None or self.pipeline is None:
+            return
+        ids = [q for q in queue_ids_of(self.pipeline.correlator, planned.offender)
+               if q not in latch.held]  # fmt: skip
+        if not ids:
+            return
+        try:
+            new = self._offender_sweep(ids)
+        except Exception as exc:
+            log.error("offender hold sweep failed: %s", exc)
+            return
+        if new:
+            log.warning("held %d more message(s) of offender %s", len(new), planned.offender)
+            with self.store.locked() as fresh:
+                if fresh.tripped:
+                    fresh.add_held(new)
 
     def _sweep(self) -> None:
         assert self._hold_sweep is not None

@@ -29,7 +29,8 @@ from watcher.responders.postfix import (
 )
 from watcher.state.files import atomic_write_json, ensure_state_dir
 
-POSTFIX_STEPS = ("contain-postfix", "freeze-postfix")  # the ladder's changes to main.cf
+# the ladder's changes to main.cf
+POSTFIX_STEPS = ("contain-offender", "contain-postfix", "freeze-postfix")
 ACTING_WAIT_SECONDS = 120.0
 
 

@@ -29,6 +29,7 @@ from watcher.responders.latchstore import LatchStore
 from watcher.responders.notify.delivery import Notifier
 from watcher.responders.notify.responder import NotifyResponder
 from watcher.responders.notify.text import render_reminder, render_warning
+from watcher.responders.offender import OffenderResponder
 from watcher.responders.postfix import (
     FreezeResponder,
     HoldResponder,
@@ -79,12 +80,14 @@ def build(
     """The kill switch with the real responders."""
     control = PostfixControl(settings.postfix.config_directory)
     hold = HoldResponder(settings, control)
+    offender = OffenderResponder(settings, control)
     switch = KillSwitch(
         settings,
         LatchStore(settings.state_dir),
         {},
         page=notifier.send,
         hold_sweep=hold.sweep,
+        offender_sweep=offender.sweep,
         reminder=lambda i, since, held: render_reminder(i, since, held_count=held),
         warning=render_warning,
         reporter=ReportWriter(settings),
@@ -98,6 +101,7 @@ def build(
         log.warning("contain-postfix: the null-sender table cannot be checked now: %s", exc)
     switch.responders.update(
         {
+            "contain-offender": offender,
             "contain-postfix": contain,
             "freeze-postfix": FreezeResponder(settings, control),
             "hold-bounces": hold,
