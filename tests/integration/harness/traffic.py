@@ -38,8 +38,19 @@ class LegitReport:
 
 
 class LegitTraffic(Started):
-    def __init__(self, postfix: PostfixInstance, sink: SmtpSink, *, rate: float = 2.0) -> None:
+    """``logins`` (user -> password): each message is sent by SMTP AUTH as the next of
+    these users, in turn, instead of unauthenticated from the local users."""
+
+    def __init__(
+        self,
+        postfix: PostfixInstance,
+        sink: SmtpSink,
+        *,
+        rate: float = 2.0,
+        logins: dict[str, str] | None = None,
+    ) -> None:
         self.postfix = postfix
+        self.logins = dict(logins or {})
         self.sink = sink
         self.rate = rate
         self.sent: dict[str, float] = {}  # X-Legit-Id -> time.time() when Postfix queued it
@@ -59,8 +70,9 @@ class LegitTraffic(Started):
 
     def _run(self) -> None:
         began, n = time.monotonic(), 0
+        users = tuple(self.logins) or USERS
         while not self._stop.is_set():
-            user = USERS[n % len(USERS)]
+            user = users[n % len(users)]
             ident = f"legit-{n}"
             msg = EmailMessage()
             msg["From"] = f"{user}@{self.postfix.domain}"
@@ -70,6 +82,8 @@ class LegitTraffic(Started):
             msg.set_content("Ordinary mail from a local user, sent during the storm.\n")
             try:
                 with smtplib.SMTP(LOOPBACK, self.postfix.smtpd_port, timeout=10) as smtp:
+                    if self.logins:
+                        smtp.login(user, self.logins[user])
                     smtp.sendmail(msg["From"], [msg["To"]], msg.as_bytes())
                 self.sent[ident] = time.time()
             except (smtplib.SMTPException, OSError):
