@@ -1,5 +1,8 @@
 """A flood from one origin costs only that origin: ``contain-offender`` end to end.
 
+Two floods, each beside honest mail: a stolen SASL account, and a script looping
+over ``sendmail(1)`` as a dedicated local user.
+
 A private Postfix authenticates SMTP clients through a private dovecot auth socket
 and relays their mail to a loopback sink; ``stormwatch run`` (the bundled rules)
 follows its maillog_file and pages a loopback webhook. One account's password is
@@ -20,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.harness.localuser import LocalUser
 from tests.integration.harness.messages import paced
 from tests.integration.harness.postfix import PostfixInstance
 from tests.integration.harness.requires import wait_for
@@ -59,12 +63,7 @@ def test_a_stolen_sasl_account_is_stopped_and_everyone_elses_mail_flows(
     postfix = make_postfix(main=auth.main_cf())
     main_cf = postfix.config_dir / "main.cf"
     original = main_cf.read_bytes()
-    state, config = tmp_path / "state", tmp_path / "stormwatch.toml"
-    config.write_text(
-        f'state_dir = "{state}"\n'
-        f'[postfix]\nconfig_directory = "{postfix.config_dir}"\n'
-        f'[notify]\nurls = ["{webhook.apprise_url}"]\ntimeout_seconds = 5\nretries = 1\n'
-    )
+    state, config = _config(tmp_path, postfix, webhook)
     watchers.start("--config", str(config), "--source", f"file:{postfix.log_path}")
     wait_for(lambda: (state / "status.json").exists(), 20, "the watcher to start")
 
@@ -126,6 +125,76 @@ def test_a_stolen_sasl_account_is_stopped_and_everyone_elses_mail_flows(
     assert rearm.returncode == 0, rearm.stderr
     assert main_cf.read_bytes() == original
     assert len([e for e in postfix.queue_json() if e["queue_name"] == "hold"]) == len(held)
+
+
+def test_a_sendmail_loop_of_one_local_user_is_stopped_and_everyone_elses_mail_flows(
+    tmp_path: Path,
+    sink: SmtpSink,
+    postfix: PostfixInstance,
+    webhook: Webhook,
+    watchers: Watchers,
+) -> None:
+    main_cf = postfix.config_dir / "main.cf"
+    original = main_cf.read_bytes()
+    state, config = _config(tmp_path, postfix, webhook)
+    with LocalUser("swflood") as user:
+        watchers.start("--config", str(config), "--source", f"file:{postfix.log_path}")
+        wait_for(lambda: (state / "status.json").exists(), 20, "the watcher to start")
+        refused: list[bytes] = []
+
+        def loop() -> None:  # a web form's script gone wrong: 5 a second
+            for i in paced(300, 5):
+                done = user.sendmail(postfix, f"victim-{i}@dest-{i % 7}.example", "script")
+                if done.returncode:
+                    refused.append(done.stderr)
+
+        legit = LegitTraffic(postfix, sink, rate=2).start()
+        storm = threading.Thread(target=loop, daemon=True)
+        storm.start()
+        try:
+            done = wait_for(
+                lambda: _actions(state) if "contain-offender" in _actions(state) else None,
+                60,
+                "the offender's containment",
+                seen=lambda: watchers.output(),
+            )
+            assert done is not None
+            step = done["contain-offender"]
+            assert step["ok"], step
+            contained_at = datetime.fromisoformat(step["at"]).timestamp()
+            storm.join(90)
+            assert not storm.is_alive()
+            time.sleep(max(0.0, contained_at + 20 - time.time()))
+        finally:
+            legit.stop()
+        uid = user.uid
+
+    out = [m for m in sink.messages if m.message()["Subject"] == "script"]
+    assert TRIP_AT <= len(out) <= TRIP_AT + 3
+    got = legit.report(contained_at, within=15)
+    assert got.submitted >= 10, got
+    assert got.share >= 0.99, got
+    assert step["details"]["offender"] == f"uid={uid}"
+    assert step["details"]["applied"] == {"authorized_submit_users": "!swflood, static:anyone"}
+    assert refused, "sendmail(1) went on accepting the user's mail"
+    assert b"not allowed to submit mail" in refused[-1], refused[-1]
+    left = [e for e in postfix.queue_json() if e["sender"] == f"swflood@{postfix.domain}"]
+    assert all(e["queue_name"] == "hold" for e in left), left
+    assert len(out) + len(left) + len(refused) == 300
+    assert "Deleted:" not in postfix.log_text()
+    rearm = cli("rearm", "--config", str(config))
+    assert rearm.returncode == 0, rearm.stderr
+    assert main_cf.read_bytes() == original
+
+
+def _config(root: Path, postfix: PostfixInstance, hook: Webhook) -> tuple[Path, Path]:
+    state, config = root / "state", root / "stormwatch.toml"
+    config.write_text(
+        f'state_dir = "{state}"\n'
+        f'[postfix]\nconfig_directory = "{postfix.config_dir}"\n'
+        f'[notify]\nurls = ["{hook.apprise_url}"]\ntimeout_seconds = 5\nretries = 1\n'
+    )
+    return state, config
 
 
 def _actions(state: Path) -> dict[str, dict[str, Any]]:
