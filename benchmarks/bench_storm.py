@@ -12,6 +12,18 @@ loopback webhook for the page. Two ways in:
   per second for ``--seconds`` (no fetchmail to stop: Postfix alone must
   contain it while mail keeps arriving).
 
+And two floods that are not bounces, where only the offender is to be stopped
+(``contain-offender``), at ``--rate`` a second for ``--seconds``, each message to
+another remote recipient:
+
+* ``sasl``: a stolen SASL account (dovecot auth) while four honest accounts send;
+* ``sendmail``: a script looping over sendmail(1) as a dedicated local user
+  (created for the run, deleted after) while local users send by SMTP.
+
+For these, "escaped" is the offender's messages that reached the sink, "stopped"
+the time from the latch to its new mail being blocked (the reload), and
+"queued"/"held" its messages left in the queue.
+
 Local users send ordinary mail to remote recipients (``--legit`` a second) the
 whole time. Reports, for each: bounces that reached the sink, time from the
 watcher latching on the threshold-crossing line to the outflow being stopped
@@ -45,10 +57,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.harness.fetchmail import FetchmailDaemon  # noqa: E402
+from tests.integration.harness.localuser import LocalUser  # noqa: E402
 from tests.integration.harness.messages import DEFAULT_LIST, paced  # noqa: E402
 from tests.integration.harness.pop3 import DovecotPop3  # noqa: E402
 from tests.integration.harness.postfix import PostfixInstance, private_root  # noqa: E402
 from tests.integration.harness.requires import WaitTimeout, wait_for  # noqa: E402
+from tests.integration.harness.sasl import DovecotAuth, submit  # noqa: E402
 from tests.integration.harness.sink import SmtpSink  # noqa: E402
 from tests.integration.harness.traffic import LegitTraffic  # noqa: E402
 from tests.integration.harness.webhook import Webhook  # noqa: E402
@@ -78,20 +92,7 @@ def run_once(
         Webhook() as hook,
         PostfixInstance(root / "postfix", relayhost=sink.relayhost) as postfix,
     ):
-        state = root / "state"
-        config = root / "stormwatch.toml"
-        config.write_text(
-            f'state_dir = "{state}"\n[postfix]\nconfig_directory = "{postfix.config_dir}"\n'
-            f'[notify]\nurls = ["{hook.apprise_url}"]\ntimeout_seconds = 5\n'
-            "[fetchmail]\nsigterm_after_seconds = 5\n"
-        )
-        out = open(root / "stormwatch.out", "wb")  # noqa: SIM115 - closed below
-        watcher = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "run", "--config", str(config),
-             "--source", f"file:{postfix.log_path}"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        out.close()
+        state, watcher = _watch(root, postfix, hook)
         legit = LegitTraffic(postfix, sink, rate=legit_rate)
         try:
             wait_for(lambda: (state / "status.json").exists(), 30, "the watcher to start")
@@ -155,6 +156,96 @@ def run_once(
         }
 
 
+HONEST = {"alice": "alice-pw", "carol": "carol-pw", "dave": "dave-pw", "erin": "erin-pw"}
+
+
+def run_offender(way: str, rate: float, seconds: float, legit_rate: float) -> dict[str, Any]:
+    """A flood from one origin (``sasl`` or ``sendmail``) beside honest mail."""
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(SmtpSink())
+        root = stack.enter_context(private_root("stormwatch-bench-"))
+        hook = stack.enter_context(Webhook())
+        main: dict[str, str] = {}
+        auth = user = None
+        if way == "sasl":
+            auth = stack.enter_context(DovecotAuth(root / "auth", {"mallory": "x", **HONEST}))
+            main = auth.main_cf()
+        else:
+            user = stack.enter_context(LocalUser("swbench"))
+        postfix = stack.enter_context(
+            PostfixInstance(root / "postfix", relayhost=sink.relayhost, main=main)
+        )
+        sender = "mallory@stormwatch.test" if way == "sasl" else f"swbench@{postfix.domain}"
+
+        def flood(i: int) -> None:
+            rcpt = f"victim-{i}@dest-{i % 7}.example"
+            if user is not None:
+                user.sendmail(postfix, rcpt, "flood")
+            else:
+                submit(postfix.smtpd_port, "mallory", "x", [rcpt], "flood")
+
+        state, watcher = _watch(root, postfix, hook)
+        legit = LegitTraffic(postfix, sink, rate=legit_rate, logins=HONEST if auth else None)
+        try:
+            wait_for(lambda: (state / "status.json").exists(), 30, "the watcher to start")
+            legit.start()
+            for i in paced(int(rate * seconds), rate):
+                flood(i)
+
+            def ours() -> list[dict[str, Any]]:
+                return [e for e in postfix.queue_json() if e["sender"] == sender]
+
+            with contextlib.suppress(WaitTimeout):
+                wait_for(lambda: all(e["queue_name"] == "hold" for e in ours()), 30, "held")
+            queued = ours()
+            latch = _latch(state)
+            page = hook.wait_for(1, 30, containing="TRIPPED")[0]
+            step = next(a for a in latch["actions"] if a["kind"] == "contain-offender")
+            stopped_at = float(step["details"].get("blocked_at") or time.time())
+            wait_for(lambda: time.time() > stopped_at + 36, 120, "the legitimate mail's time")
+            got = legit.report(stopped_at, within=15)
+        finally:
+            legit.stop()
+            watcher.send_signal(signal.SIGTERM)
+            watcher.wait(30)
+        since = float(latch["since_epoch"])
+        return {
+            "way": way,
+            "arrived": int(rate * seconds),
+            "escaped": sum(1 for m in sink.messages if m.mail_from == sender),
+            "rule": latch["incident"]["rule"],
+            "outflow_stopped_ms": round((stopped_at - since) * 1000, 1),
+            "step": "freeze" if any(a["kind"] == "freeze-postfix" for a in latch["actions"])
+            else "offender",
+            "legit": f"{got.delivered}/{got.submitted}",
+            "page_ms": round((page.received_at - since) * 1000, 1),
+            "storm_queued": len(queued),
+            "held": sum(1 for e in queued if e["queue_name"] == "hold"),
+            "deleted": postfix.log_text().count("Deleted:"),
+            "fetchmail": step["details"].get("offender", ""),
+        }  # fmt: skip
+
+
+def _watch(
+    root: Path, postfix: PostfixInstance, hook: Webhook
+) -> tuple[Path, subprocess.Popen[bytes]]:
+    """``stormwatch run`` on the instance's maillog_file, paging ``hook``."""
+    state = root / "state"
+    config = root / "stormwatch.toml"
+    config.write_text(
+        f'state_dir = "{state}"\n[postfix]\nconfig_directory = "{postfix.config_dir}"\n'
+        f'[notify]\nurls = ["{hook.apprise_url}"]\ntimeout_seconds = 5\n'
+        "[fetchmail]\nsigterm_after_seconds = 5\n"
+    )
+    with open(root / "stormwatch.out", "wb") as out:
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "run", "--config", str(config),
+             "--source", f"file:{postfix.log_path}"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return state, watcher
+
+
 def _stopped_at(latch: dict[str, Any]) -> float:
     """When the first Postfix step stopped the bounces: the scoped containment's reload
     (before its recipient hold, which follows), or the freeze."""
@@ -168,7 +259,10 @@ def _stopped_at(latch: dict[str, Any]) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--way", nargs="+", choices=("fetchmail", "smtp"), default=["fetchmail", "smtp"]
+        "--way",
+        nargs="+",
+        choices=("fetchmail", "smtp", "sasl", "sendmail"),
+        default=["fetchmail", "smtp", "sasl", "sendmail"],
     )
     ap.add_argument("--rate", type=float, default=5.0, help="smtp: storm messages per second")
     ap.add_argument("--seconds", type=float, default=60.0, help="smtp: how long mail keeps coming")
@@ -187,7 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("{:>10} {:>8} {:>8} {:>11} {:>8} {:>10} {:>7} {:>6} {:>8}".format(*head))
     for way in args.way:
         for _ in range(args.runs):
-            r = run_once(way, args.rate, args.seconds, args.posts, args.legit, args.fetchlimit)
+            r = (
+                run_offender(way, args.rate, args.seconds, args.legit)
+                if way in ("sasl", "sendmail")
+                else run_once(way, args.rate, args.seconds, args.posts, args.legit, args.fetchlimit)
+            )
             print(
                 f"{r['way']:>10} {r['arrived']:>8} {r['escaped']:>8} {r['outflow_stopped_ms']:>11}"
                 f" {r['page_ms']:>8} {r['legit']:>10} {r['storm_queued']:>7} {r['held']:>6}"

@@ -25,6 +25,7 @@ rearm (:meth:`prepare`), and nothing is deleted: held mail waits for a human.
 from __future__ import annotations
 
 import pwd
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -64,8 +65,10 @@ class OffenderResponder:
         control: PostfixControl | None = None,
         *,
         login: Callable[[int], str] = login_of,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self._wall = wall
         self.control = control or PostfixControl(settings.postfix.config_directory)
         self._login = login
         self.held: list[str] = []
@@ -111,6 +114,7 @@ class OffenderResponder:
                 after = self.control.main_cf.read_text()
                 details["main_cf_after_sha256"] = sha256(after)
                 details["reload"] = self.control.reload()
+                details["blocked_at"] = self._wall()  # its new mail stops here
             except (PostfixError, OSError) as exc:
                 details["error"] = str(exc)
                 blocked = ""
