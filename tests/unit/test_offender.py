@@ -104,6 +104,20 @@ def test_a_trip_names_the_group_that_reached_trip_at_as_the_offender() -> None:
     ]
 
 
+def test_a_second_offender_of_a_contained_rule_escalates_to_the_freeze() -> None:
+    decider = Decider([FLOOD])
+    fact = Fact(_delivery("Q1", 1), "x@example.org", "", BOB)
+    assert [a.kind for a in decider.on_hit(Hit(FLOOD, fact, 3, "bob"))] == [
+        "notify",
+        "contain-offender",
+    ]
+    assert decider.on_hit(Hit(FLOOD, fact, 9, "bob")) == []  # the same one: contained
+    assert decider.on_hit(Hit(FLOOD, fact, 2, "eve")) == []  # below trip_at
+    (step,) = decider.on_hit(Hit(FLOOD, fact, 3, "eve"))
+    assert (step.kind, step.severity) == ("freeze-postfix", "escalate")
+    assert decider.on_hit(Hit(FLOOD, fact, 4, "eve")) == []  # once
+
+
 def test_the_action_carries_the_offenders_open_queue_ids_and_domains() -> None:
     join = Correlator()
     join.note_origin("QBOB1", BOB, 1)

@@ -57,6 +57,7 @@ class _RuleState:
     warned_at: int | None = None
     transports: set[str] = field(default_factory=set)
     loops: set[str] = field(default_factory=set)
+    offender: str = ""  # the group key contain-offender was asked for
 
 
 class Decider:
@@ -83,6 +84,7 @@ class Decider:
             s.warned_at = None
             s.transports.clear()
             s.loops.clear()
+            s.offender = ""
         self._done.clear()
 
     def mark_done(self, kind: ActionKind) -> None:
@@ -110,7 +112,7 @@ class Decider:
         if isinstance(ev, ForwardingLoop) and len(state.loops) < MAX_LOOP_ADDRESSES:
             state.loops.add(ev.loop_address.lower())  # its new mail is held at smtpd
         if state.tripped_at is not None:
-            return []
+            return self._second_offender(rule, hit, state)
         now = ev.time
         switch_tripped = bool(self._done)
         if rule.trip_at is not None and hit.count >= rule.trip_at:
@@ -148,9 +150,24 @@ class Decider:
             )
             action = self._action(kind, "trip", rule, hit, rule.trip_at, transports, addresses)
             if kind == "contain-offender":
+                state.offender = hit.key
                 action = replace(action, offender=offender_of(rule, hit.key))
             out.append(action)
         return out
+
+    def _second_offender(self, rule: Rule, hit: Hit, state: _RuleState) -> list[Action]:
+        """Another group of a rule whose offender is contained reaches ``trip_at``: one
+        block per incident, so the ladder's step 2, the freeze, at once."""
+        if (
+            "contain-offender" not in self._done
+            or rule.trip_at is None
+            or hit.count < rule.trip_at
+            or hit.key == state.offender
+            or "freeze-postfix" in self._done
+        ):
+            return []
+        self._done.add("freeze-postfix")
+        return [self._action("freeze-postfix", "escalate", rule, hit, rule.trip_at)]
 
     @staticmethod
     def _action(
