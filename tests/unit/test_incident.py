@@ -642,3 +642,32 @@ def test_list_incidents_newest_first_and_says_what_is_unreadable(
     assert "not valid JSON" in got[0][2]
     assert got[1][2] == "no report.json"
     assert store.list_incidents(tmp_path / "none") == []
+
+
+def test_a_contained_offender_is_named_with_its_domains_and_how_to_release_it(
+    demo: Pipeline,
+) -> None:
+    raw = _latch()
+    raw["actions"] = [
+        {
+            "kind": "contain-offender",
+            "ok": True,
+            "summary": "offender sasl-user=bob contained",
+            "details": {
+                "offender": "sasl-user=bob",
+                "count": 60,
+                "held": ["2A0000000B"],
+                "domains": ["dest-1.example (9)"],
+                "applied": {},
+            },
+            "at": "2011-10-16T08:53:05.250+00:00",
+        }
+    ]
+    data = build.from_pipeline(demo, "backscatter", TOKYO, latch=Latch.from_json(raw))
+    assert data.outflow_stopped_at == "2011-10-16T08:53:05.250+00:00"
+    md = markdown.render_markdown(data)
+    assert (
+        "Contained: offender sasl-user=bob only (60 counted; to dest-1.example (9)); 1 of its"
+        " queued message(s) held at the trip" in md
+    )
+    assert "'stormwatch rearm --release-held' also releases its held mail" in md

@@ -15,7 +15,7 @@ from watcher.core.times import iso
 from watcher.reports.model import IncidentReport, Mode, OtherRule, before_stop, ranked, zone_name
 
 MAX_MATCHES = 5000
-STOPS = ("contain-postfix", "freeze-postfix")  # either stops the storm's outflow
+STOPS = ("contain-offender", "contain-postfix", "freeze-postfix")  # each stops the outflow
 
 
 def tripping_rule(pipeline: Pipeline) -> str | None:

@@ -164,6 +164,17 @@ def containment_lines(data: IncidentReport) -> list[str]:
                    " held at smtpd" if a.details.get("held_recipients") else "")
                 + "); outbound mail from other senders kept flowing."
             )  # fmt: skip
+        elif a.kind == "contain-offender":
+            d = a.details
+            held = d.get("held") or []
+            domains = ", ".join(map(str, d.get("domains") or [])) or "?"
+            out.append(
+                f"Contained: offender {d.get('offender', '?')} only"
+                f" ({d.get('count', '?')} counted; to {domains}); {len(held)} of its queued"
+                " message(s) held at the trip; everyone else's mail kept flowing."
+                " 'stormwatch rearm' lifts the block; 'stormwatch rearm --release-held' also"
+                " releases its held mail."
+            )
         elif a.kind == "freeze-postfix":
             transports = (a.details.get("applied") or {}).get("defer_transports", "?")
             out.append(
