@@ -33,7 +33,13 @@ from watcher.core.decide import Action
 from watcher.core.incident import Incident
 from watcher.core.settings import Settings
 from watcher.responders.base import Outcome
-from watcher.responders.postfix import PostfixControl, PostfixError, frozen_from, sha256
+from watcher.responders.postfix import (
+    PostfixControl,
+    PostfixError,
+    SavingStep,
+    frozen_from,
+    sha256,
+)
 
 FLOWS = "outbound mail from other senders keeps flowing"
 
@@ -47,10 +53,12 @@ def _failed(exc: Exception) -> Outcome:
     )
 
 
-class ContainResponder:
+class ContainResponder(SavingStep):
     """``contain-postfix`` (scoped)."""
 
     kind = "contain-postfix"
+    params = plan.CONTAIN_PARAMS
+    not_done = "storm mail NOT contained"
 
     def __init__(
         self,
@@ -75,23 +83,6 @@ class ContainResponder:
         self._null_table_ok = True
         self.control.warm()
         self._notes = self._limits()
-
-    def prepare(self, action: Action) -> dict[str, Any] | Outcome:
-        c = self.control
-        try:
-            before = c.main_cf.read_text() if c.main_cf.exists() else None
-            saved = c.explicit(plan.CONTAIN_PARAMS)
-        except (PostfixError, OSError) as exc:
-            return Outcome(
-                self.kind, False, f"storm mail NOT contained: {exc}", {"error": str(exc)}
-            )
-        return {"saved": saved, "main_cf_before": before}
-
-    def respond(self, action: Action, incident: Incident) -> Outcome:
-        prepared = self.prepare(action)
-        if isinstance(prepared, Outcome):
-            return prepared
-        return self.respond_prepared(action, incident, prepared)
 
     def respond_prepared(
         self, action: Action, incident: Incident, prepared: Mapping[str, Any]

@@ -35,7 +35,13 @@ from watcher.core.incident import Incident
 from watcher.core.parse import QID_RE
 from watcher.core.settings import Settings
 from watcher.responders.base import Outcome
-from watcher.responders.postfix import PostfixControl, PostfixError, frozen_from, sha256
+from watcher.responders.postfix import (
+    PostfixControl,
+    PostfixError,
+    SavingStep,
+    frozen_from,
+    sha256,
+)
 
 FLOWS = "everyone else's mail keeps flowing"
 
@@ -54,10 +60,12 @@ def release_hint(config_directory: str) -> str:
     )
 
 
-class OffenderResponder:
+class OffenderResponder(SavingStep):
     """``contain-offender``."""
 
     kind = "contain-offender"
+    params = plan.OFFENDER_PARAMS
+    not_done = "offender NOT contained"
 
     def __init__(
         self,
@@ -72,21 +80,6 @@ class OffenderResponder:
         self.control = control or PostfixControl(settings.postfix.config_directory)
         self._login = login
         self.held: list[str] = []
-
-    def prepare(self, action: Action) -> dict[str, Any] | Outcome:
-        c = self.control
-        try:
-            before = c.main_cf.read_text() if c.main_cf.exists() else None
-            saved = c.explicit(plan.OFFENDER_PARAMS)
-        except (PostfixError, OSError) as exc:
-            return self._failed(action, f"could not read main.cf: {exc}", {"error": str(exc)})
-        return {"saved": saved, "main_cf_before": before}
-
-    def respond(self, action: Action, incident: Incident) -> Outcome:
-        prepared = self.prepare(action)
-        if isinstance(prepared, Outcome):
-            return prepared
-        return self.respond_prepared(action, incident, prepared)
 
     def respond_prepared(
         self, action: Action, incident: Incident, prepared: Mapping[str, Any]
@@ -192,7 +185,3 @@ class OffenderResponder:
                 return stage, []
         first = plan.OFFENDER_STAGES[0]
         return first, sorted(overriding[first])
-
-    def _failed(self, action: Action, why: str, details: dict[str, object]) -> Outcome:
-        why = f"offender {action.offender} NOT contained: {why}"
-        return Outcome(self.kind, False, why, details)

@@ -261,24 +261,23 @@ def sha256(text: str | None) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest() if text is not None else None
 
 
-class FreezeResponder:
-    """``freeze-postfix``: soft_bounce=yes, defer the outbound transports, reload."""
+class SavingStep:
+    """A step that changes main.cf: :meth:`prepare` saves what main.cf sets for
+    ``params`` and its text (in the latch) before anything changes, so that a retry or
+    a restart never saves a changed state; :meth:`respond_prepared` acts."""
 
-    kind = "freeze-postfix"
-
-    def __init__(self, settings: Settings, control: PostfixControl | None = None) -> None:
-        self.settings = settings
-        self.control = control or PostfixControl(settings.postfix.config_directory)
+    kind: str
+    control: PostfixControl
+    params: tuple[str, ...]
+    not_done: str  # the outcome's summary when main.cf cannot even be read
 
     def prepare(self, action: Action) -> dict[str, Any] | Outcome:
-        """What main.cf sets now and its text: saved (in the latch) before the freeze
-        changes anything, so that a retry or a restart never saves a frozen state."""
         c = self.control
         try:
             before = c.main_cf.read_text() if c.main_cf.exists() else None
-            saved = c.explicit(FREEZE_PARAMS)
+            saved = c.explicit(self.params)
         except (PostfixError, OSError) as exc:
-            return Outcome(self.kind, False, f"Postfix NOT frozen: {exc}", {"error": str(exc)})
+            return Outcome(self.kind, False, f"{self.not_done}: {exc}", {"error": str(exc)})
         return {"saved": saved, "main_cf_before": before}
 
     def respond(self, action: Action, incident: Incident) -> Outcome:
@@ -286,6 +285,23 @@ class FreezeResponder:
         if isinstance(prepared, Outcome):
             return prepared
         return self.respond_prepared(action, incident, prepared)
+
+    def respond_prepared(
+        self, action: Action, incident: Incident, prepared: Mapping[str, Any]
+    ) -> Outcome:
+        raise NotImplementedError
+
+
+class FreezeResponder(SavingStep):
+    """``freeze-postfix``: soft_bounce=yes, defer the outbound transports, reload."""
+
+    kind = "freeze-postfix"
+    params = FREEZE_PARAMS
+    not_done = "Postfix NOT frozen"
+
+    def __init__(self, settings: Settings, control: PostfixControl | None = None) -> None:
+        self.settings = settings
+        self.control = control or PostfixControl(settings.postfix.config_directory)
 
     def respond_prepared(
         self, action: Action, incident: Incident, prepared: Mapping[str, Any]
