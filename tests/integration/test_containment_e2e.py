@@ -30,26 +30,11 @@ from tests.integration.harness.messages import paced
 from tests.integration.harness.postfix import PostfixInstance
 from tests.integration.harness.requires import wait_for
 from tests.integration.harness.sink import SmtpSink
-from tests.integration.harness.stormwatch import Watchers, cli, latch
+from tests.integration.harness.stormwatch import Watchers, actions, cli, config_for, latch
 from tests.integration.harness.traffic import LegitTraffic
 from tests.integration.harness.webhook import Webhook
 
 pytestmark = pytest.mark.integration
-
-
-def _config(root: Path, postfix: PostfixInstance, hook: Webhook) -> tuple[Path, Path]:
-    state = root / "state"
-    config = root / "stormwatch.toml"
-    config.write_text(
-        f'state_dir = "{state}"\n'
-        f'[postfix]\nconfig_directory = "{postfix.config_dir}"\n'
-        f'[notify]\nurls = ["{hook.apprise_url}"]\ntimeout_seconds = 5\nretries = 1\n'
-    )
-    return state, config
-
-
-def _actions(state: Path) -> dict[str, dict[str, Any]]:
-    return {a["kind"]: a for a in latch(state).get("actions", ())}
 
 
 def _at(action: dict[str, Any]) -> float:
@@ -71,7 +56,7 @@ def test_an_smtp_storm_is_contained_while_everyone_elses_mail_flows(
 ) -> None:
     main_cf = postfix.config_dir / "main.cf"
     original = main_cf.read_bytes()
-    state, config = _config(tmp_path, postfix, webhook)
+    state, config = config_for(tmp_path, postfix.config_dir, webhook.apprise_url)
     watchers.start("--config", str(config), "--source", f"file:{postfix.log_path}")
     wait_for(lambda: (state / "status.json").exists(), 20, "the watcher to start")
 
@@ -79,7 +64,7 @@ def test_an_smtp_storm_is_contained_while_everyone_elses_mail_flows(
     storm = _in_background(lambda: [loop_post(postfix, i) for i in paced(300, 5)])
     try:
         done = wait_for(
-            lambda: _actions(state) if "contain-postfix" in _actions(state) else None,
+            lambda: actions(state) if "contain-postfix" in actions(state) else None,
             60,
             "the scoped containment",
             seen=lambda: watchers.output(),
@@ -100,7 +85,7 @@ def test_an_smtp_storm_is_contained_while_everyone_elses_mail_flows(
     assert got.share >= 0.99, got
     assert got.refused == 0, got
     assert len(sink.bounces()) <= 3
-    assert "freeze-postfix" not in _actions(state)  # step 1 was enough
+    assert "freeze-postfix" not in actions(state)  # step 1 was enough
     assert "defer_transports" not in postfix.postconf("-n")
 
     def all_held() -> list[dict[str, Any]] | None:
@@ -139,19 +124,19 @@ def test_bounces_on_a_transport_maps_route_escalate_to_the_freeze(
     )
     main_cf = postfix.config_dir / "main.cf"
     original = main_cf.read_bytes()
-    state, config = _config(tmp_path, postfix, webhook)
+    state, config = config_for(tmp_path, postfix.config_dir, webhook.apprise_url)
     watchers.start("--config", str(config), "--source", f"file:{postfix.log_path}")
     wait_for(lambda: (state / "status.json").exists(), 20, "the watcher to start")
 
     def relayed_bounces() -> None:  # null-sender mail relayed for the list, 4 a second
         for i in paced(160, 4):
-            if "freeze-postfix" in _actions(state):
+            if "freeze-postfix" in actions(state):
                 return
             postfix.inject("", "list-bounces@lists.example.org", subject=f"bounce {i}")
 
     storm = _in_background(relayed_bounces)
     done = wait_for(
-        lambda: _actions(state) if "freeze-postfix" in _actions(state) else None,
+        lambda: actions(state) if "freeze-postfix" in actions(state) else None,
         60,
         "the escalation to the freeze",
         seen=lambda: watchers.output(),

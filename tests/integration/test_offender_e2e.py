@@ -29,7 +29,7 @@ from tests.integration.harness.postfix import PostfixInstance
 from tests.integration.harness.requires import wait_for
 from tests.integration.harness.sasl import DovecotAuth, submit
 from tests.integration.harness.sink import SmtpSink
-from tests.integration.harness.stormwatch import Watchers, cli, latch
+from tests.integration.harness.stormwatch import Watchers, actions, cli, config_for, latch
 from tests.integration.harness.traffic import LegitTraffic
 from tests.integration.harness.webhook import Webhook
 
@@ -63,7 +63,7 @@ def test_a_stolen_sasl_account_is_stopped_and_everyone_elses_mail_flows(
     postfix = make_postfix(main=auth.main_cf())
     main_cf = postfix.config_dir / "main.cf"
     original = main_cf.read_bytes()
-    state, config = _config(tmp_path, postfix, webhook)
+    state, config = config_for(tmp_path, postfix.config_dir, webhook.apprise_url)
     watchers.start("--config", str(config), "--source", f"file:{postfix.log_path}")
     wait_for(lambda: (state / "status.json").exists(), 20, "the watcher to start")
 
@@ -71,16 +71,7 @@ def test_a_stolen_sasl_account_is_stopped_and_everyone_elses_mail_flows(
     storm = threading.Thread(target=lambda: [_spam(postfix, i) for i in paced(300, 5)], daemon=True)
     storm.start()
     try:
-        done = wait_for(
-            lambda: _actions(state) if "contain-offender" in _actions(state) else None,
-            60,
-            "the offender's containment",
-            seen=lambda: watchers.output(),
-        )
-        assert done is not None
-        step = done["contain-offender"]
-        assert step["ok"], step
-        contained_at = datetime.fromisoformat(step["at"]).timestamp()
+        step, contained_at = _contained(state, watchers)
         (page,) = webhook.wait_for(1, 30, containing="TRIPPED")
         storm.join(90)
         assert not storm.is_alive()
@@ -103,7 +94,7 @@ def test_a_stolen_sasl_account_is_stopped_and_everyone_elses_mail_flows(
     assert step["details"]["applied"]["smtpd_recipient_restrictions"].startswith(
         f"check_sasl_access inline:{{ {{{OFFENDER}=HOLD held by stormwatch}} }}"
     )
-    assert {"freeze-postfix", "contain-postfix"}.isdisjoint(_actions(state))  # step 1 held
+    assert {"freeze-postfix", "contain-postfix"}.isdisjoint(actions(state))  # step 1 held
 
     def offender_held() -> list[dict[str, Any]] | None:
         q = [e for e in postfix.queue_json() if e["sender"] == f"{OFFENDER}@stormwatch.test"]
@@ -136,7 +127,7 @@ def test_a_sendmail_loop_of_one_local_user_is_stopped_and_everyone_elses_mail_fl
 ) -> None:
     main_cf = postfix.config_dir / "main.cf"
     original = main_cf.read_bytes()
-    state, config = _config(tmp_path, postfix, webhook)
+    state, config = config_for(tmp_path, postfix.config_dir, webhook.apprise_url)
     with LocalUser("swflood") as user:
         watchers.start("--config", str(config), "--source", f"file:{postfix.log_path}")
         wait_for(lambda: (state / "status.json").exists(), 20, "the watcher to start")
@@ -152,16 +143,7 @@ def test_a_sendmail_loop_of_one_local_user_is_stopped_and_everyone_elses_mail_fl
         storm = threading.Thread(target=loop, daemon=True)
         storm.start()
         try:
-            done = wait_for(
-                lambda: _actions(state) if "contain-offender" in _actions(state) else None,
-                60,
-                "the offender's containment",
-                seen=lambda: watchers.output(),
-            )
-            assert done is not None
-            step = done["contain-offender"]
-            assert step["ok"], step
-            contained_at = datetime.fromisoformat(step["at"]).timestamp()
+            step, contained_at = _contained(state, watchers)
             storm.join(90)
             assert not storm.is_alive()
             time.sleep(max(0.0, contained_at + 20 - time.time()))
@@ -187,15 +169,15 @@ def test_a_sendmail_loop_of_one_local_user_is_stopped_and_everyone_elses_mail_fl
     assert main_cf.read_bytes() == original
 
 
-def _config(root: Path, postfix: PostfixInstance, hook: Webhook) -> tuple[Path, Path]:
-    state, config = root / "state", root / "stormwatch.toml"
-    config.write_text(
-        f'state_dir = "{state}"\n'
-        f'[postfix]\nconfig_directory = "{postfix.config_dir}"\n'
-        f'[notify]\nurls = ["{hook.apprise_url}"]\ntimeout_seconds = 5\nretries = 1\n'
+def _contained(state: Path, watchers: Watchers) -> tuple[dict[str, Any], float]:
+    """The contain-offender outcome (it must be ok), and when it came."""
+    done = wait_for(
+        lambda: actions(state) if "contain-offender" in actions(state) else None,
+        60,
+        "the offender's containment",
+        seen=lambda: watchers.output(),
     )
-    return state, config
-
-
-def _actions(state: Path) -> dict[str, dict[str, Any]]:
-    return {a["kind"]: a for a in latch(state).get("actions", ())}
+    assert done is not None
+    step = done["contain-offender"]
+    assert step["ok"], step
+    return step, datetime.fromisoformat(step["at"]).timestamp()

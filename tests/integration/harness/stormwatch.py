@@ -3,7 +3,8 @@
 :class:`Watchers` starts ``stormwatch run`` processes (``python -m watcher run``),
 each writing its output to ``watcher-N.out`` in a folder, and kills what is left
 at the end; :func:`cli` runs one command to its end; :func:`latch` reads the
-state directory's ``latch.json`` (not tripped when there is none).
+state directory's ``latch.json`` (not tripped when there is none); :func:`config_for`
+writes the settings of a watcher on a private Postfix that pages a webhook.
 """
 
 from __future__ import annotations
@@ -31,6 +32,23 @@ def cli(
 def latch(state: Path) -> dict[str, Any]:
     path = state / "latch.json"
     return json.loads(path.read_text()) if path.exists() else {"tripped": False}
+
+
+def actions(state: Path) -> dict[str, dict[str, Any]]:
+    """The latch's action outcomes by kind (the last of each)."""
+    return {a["kind"]: a for a in latch(state).get("actions", ())}
+
+
+def config_for(root: Path, config_directory: Path, apprise_url: str) -> tuple[Path, Path]:
+    """``(state_dir, settings file)`` under ``root``: that Postfix, that page target."""
+    state = root / "state"
+    config = root / "stormwatch.toml"
+    config.write_text(
+        f'state_dir = "{state}"\n'
+        f'[postfix]\nconfig_directory = "{config_directory}"\n'
+        f'[notify]\nurls = ["{apprise_url}"]\ntimeout_seconds = 5\nretries = 1\n'
+    )
+    return state, config
 
 
 class Watchers:
