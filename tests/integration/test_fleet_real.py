@@ -7,6 +7,8 @@
   own), both page the outage; Redis back (empty): both page the resume, send
   their windows again, nothing is lost, and the other trips on the fleet's count.
 * A log read again after a lost checkpoint is not counted twice.
+* The fleet latch: one host trips alone; the other pages that, stays armed, and
+  ``stormwatch fleet status`` lists both, their latch and their lag.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import redis
 from tests import logshapes as L
 from tests.integration.harness.redis import RedisServer
 from tests.integration.harness.requires import wait_for
-from tests.integration.harness.stormwatch import Watchers, latch
+from tests.integration.harness.stormwatch import Watchers, cli, latch
 from tests.integration.harness.webhook import Webhook
 from watcher.core.fleet import store_key
 
@@ -225,3 +227,43 @@ def test_a_log_read_again_after_a_lost_checkpoint_is_not_counted_twice(
     assert mx1.status()["rules"]["bs"]["window_count"] == 6
     assert _members(redis_server, "mx1") == 6
     assert not latch(mx1.state)["tripped"], "12 would trip: the same 6 lines were counted twice"
+
+
+def test_one_hosts_trip_is_paged_by_the_other_and_listed_by_fleet_status(
+    tmp_path: Path,
+    watchers: Watchers,
+    redis_server: RedisServer,
+    hooks: tuple[Webhook, Webhook],
+) -> None:
+    mx1 = Host(tmp_path, "mx1", redis_server.url, hooks[0])
+    mx2 = Host(tmp_path, "mx2", redis_server.url, hooks[1])
+    mx1.start(watchers)
+    mx2.start(watchers)
+    mx1.bounces(10)
+    wait_for(lambda: latch(mx1.state)["tripped"], 30, "mx1 to trip",
+             seen=lambda: watchers.output(mx1.index))  # fmt: skip
+    incident = latch(mx1.state)["incident"]["id"]
+    (page,) = mx2.hook.wait_for(1, 30, containing="has tripped on rule")
+    assert "host mx1 has tripped on rule bs" in page.body["title"]
+    assert incident in page.body["message"]
+    assert not latch(mx2.state)["tripped"], "mx2 saw none of it: it pages, it does not trip"
+    assert mx1.hook.wait_for(1, 30, containing="TRIPPED")
+    assert not [p for p in mx1.hook.posts if "has tripped on rule" in p.body["title"]]
+
+    def listed() -> dict[str, Any] | None:
+        done = cli("fleet", "status", "--json", "--config", str(mx2.config))
+        assert done.returncode == 0, done.stderr
+        hosts = {h["host"]: h for h in json.loads(done.stdout)["hosts"]}
+        return hosts if set(hosts) == {"mx1", "mx2"} and hosts["mx1"]["tripped"] else None
+
+    hosts = wait_for(listed, 15, "both hosts in fleet status")
+    assert hosts is not None
+    assert hosts["mx1"]["incident"] == incident
+    assert hosts["mx1"]["rule"] == "bs"
+    assert not hosts["mx2"]["tripped"]
+    assert hosts["mx1"]["redis"] == hosts["mx2"]["redis"] == "up"
+    assert hosts["mx1"]["lag_seconds"] == 0  # the newest
+    assert hosts["mx2"]["lag_seconds"] is None  # no event of its own yet
+    text = cli("fleet", "status", "--config", str(mx1.config)).stdout
+    assert f"mx1: TRIPPED by bs ({incident})" in text
+    assert "mx2: armed" in text

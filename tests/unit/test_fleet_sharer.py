@@ -10,8 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from watcher.core.fleet import Batch, FleetCount, Shared
+from watcher.core.fleetlatch import FleetLatch, HostState
 from watcher.core.settings import FleetSettings, Settings
-from watcher.fleet.sharer import Outage, Resumed, Sharer
+from watcher.fleet.sharer import Hosts, Outage, Resumed, Sharer
 from watcher.fleet.store import read_password
 from watcher.runtime.rulefiles import parse_rule_text
 from watcher.runtime.validate import problems, warnings
@@ -26,6 +27,7 @@ class FakeStore:
         self.down = False
         self.members: dict[tuple[str, str], set[str]] = {}
         self.calls: list[list[Batch]] = []
+        self.states: dict[str, HostState] = {}
 
     def add(self, batches: Sequence[Batch]) -> list[FleetCount]:
         self.calls.append(list(batches))
@@ -38,8 +40,58 @@ class FakeStore:
             out.append(FleetCount(b.rule, b.key, 0, (("me", len(got)),)))
         return out
 
+    def publish(self, state: HostState) -> None:
+        if self.down:
+            raise ConnectionError("Connection refused")
+        self.states[state.host] = state
+
+    def hosts(self) -> tuple[list[HostState], list[str]]:
+        return sorted(self.states.values(), key=lambda s: s.host), []
+
     def close(self) -> None:
         pass
+
+
+def test_the_worker_publishes_this_hosts_latch_each_poll_and_reads_everyones() -> None:
+    now = [0.0]
+    store = FakeStore()
+    store.states["mx2"] = HostState("mx2", True, "i-2", "bs", "sasl-user=bob")
+    sharer = Sharer(store, poll_seconds=1, clock=lambda: now[0])
+    sharer.step(0)  # no state from the pipeline yet: nothing published
+    assert "mx1" not in store.states
+    sharer.state = HostState("mx1", last_event="2026-12-02T10:00:00+00:00")
+    sharer.step(0)
+    (hosts,) = [r for r in sharer.take() if isinstance(r, Hosts)]
+    assert [h.host for h in hosts.states] == ["mx1", "mx2"]
+    sharer.step(0)  # within poll_seconds: not again
+    assert not [r for r in sharer.take() if isinstance(r, Hosts)]
+    now[0] = 1.5
+    store.down = True
+    sharer.step(0)
+    assert [type(r) for r in sharer.take()] == [Outage]
+    assert not sharer.up
+
+
+def test_the_fleet_latch_reports_each_other_hosts_incident_once() -> None:
+    latch = FleetLatch("mx1")
+    mine = HostState("mx1", True, "i-1", "bs")
+    other = HostState("mx2", True, "i-2", "bs")
+    assert latch.news([mine, other, HostState("mx3")]) == [other]
+    assert latch.news([mine, other]) == []
+    again = HostState("mx2", True, "i-3", "sasl-flood", "sasl-user=bob")
+    assert latch.news([again]) == [again]  # a new incident of the same host
+
+
+def test_a_host_state_survives_json_and_a_bad_one_is_named() -> None:
+    state = HostState("mx2", True, "i-2", "bs", "uid=33", "2026-12-02T10:00:00+00:00", "up", 5.0)
+    assert HostState.from_json("mx2", state.to_json()) == state
+    assert HostState.from_json("mx9", state.to_json()).host == "mx9"  # the field is the truth
+    with pytest.raises(ValueError, match="tripped"):
+        HostState.from_json("mx2", '{"tripped": "yes"}')
+    with pytest.raises(ValueError, match="seen"):
+        HostState.from_json("mx2", '{"seen": true}')
+    with pytest.raises(ValueError, match="not an object"):
+        HostState.from_json("mx2", "[1]")
 
 
 def _ev(i: int) -> Shared:

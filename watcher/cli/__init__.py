@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from watcher import __version__
 from watcher.cli import (
     check_config,
+    fleet,
     incidents,
     install_unit,
     notify_test,
@@ -27,8 +28,8 @@ from watcher.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_HELP, EXIT_OK, Pa
 from watcher.core.errors import ConfigError, StormwatchError
 from watcher.runtime import logsetup
 
-COMMANDS = (replay, report, incidents, run, trip, rearm, notify_test, status, install_unit,
-            check_config)  # fmt: skip
+COMMANDS = (replay, report, incidents, run, trip, rearm, notify_test, status, fleet,
+            install_unit, check_config)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,9 @@ to Redis, the pipeline's loop picks the fleet's counts up. Redis never blocks th
   The first success sends every retained match (those within two windows of
   this host's latest log time: Redis may have lost them; members already there
   add nothing) and reports :class:`Resumed`.
+* Every ``poll_seconds`` while up, the worker publishes :attr:`Sharer.state` (this
+  host's latch and lag, set by the pipeline thread) and reads every host's back
+  (:class:`Hosts`).
 * :meth:`Sharer.take` (pipeline thread) returns what the worker reported.
 """
 
@@ -27,12 +30,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from watcher.core.fleet import Batch, FleetCount, Retained, Shared, batches, with_idle
+from watcher.core.fleetlatch import HostState
 
 log = logging.getLogger(__name__)
 
 
 class Store(Protocol):
     def add(self, batches: Sequence[Batch]) -> list[FleetCount]: ...
+
+    def publish(self, state: HostState) -> None: ...
+
+    def hosts(self) -> tuple[list[HostState], list[str]]: ...
 
     def close(self) -> None: ...
 
@@ -48,7 +56,13 @@ class Resumed:
     down_for: float  # seconds
 
 
-Report = FleetCount | Outage | Resumed
+@dataclass(frozen=True, slots=True)
+class Hosts:
+    states: list[HostState]
+    unreadable: list[str]
+
+
+Report = FleetCount | Outage | Resumed | Hosts
 
 
 class Sharer:
@@ -83,6 +97,8 @@ class Sharer:
         self.failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.state: HostState | None = None  # the pipeline thread's: published as it is
+        self._next_beat = 0.0
 
     # -- the pipeline's side -----------------------------------------------------
 
@@ -144,6 +160,18 @@ class Sharer:
             self._send(self.retained.everything(), resume=True)
             return
         self._send(fresh, resume=False)
+        if self.up and self.state is not None and self._clock() >= self._next_beat:
+            self._beat(self.state)
+
+    def _beat(self, state: HostState) -> None:
+        self._next_beat = self._clock() + self.poll_seconds
+        try:
+            self.store.publish(state)
+            found = self.store.hosts()
+        except Exception as exc:
+            self._down(exc)
+            return
+        self._out.put(Hosts(*found))
 
     def _collect(self, wait: float) -> list[Shared]:
         try:
@@ -158,18 +186,21 @@ class Sharer:
                 break
         return out
 
+    def _down(self, exc: Exception) -> None:
+        self.failures += 1
+        self._next_try = self._clock() + self.retry_seconds
+        if self.up:
+            self.up = False
+            self._down_since = self._clock()
+            self.problem = f"{type(exc).__name__}: {exc}"
+            self._out.put(Outage(self.problem))
+
     def _send(self, events: list[Shared], *, resume: bool) -> None:
         sent = batches(events)
         try:
             counts = self.store.add(with_idle(sent, self.retained.groups()))
         except Exception as exc:  # redis.RedisError, OSError, a reply of the wrong shape
-            self.failures += 1
-            self._next_try = self._clock() + self.retry_seconds
-            if self.up:
-                self.up = False
-                self._down_since = self._clock()
-                self.problem = f"{type(exc).__name__}: {exc}"
-                self._out.put(Outage(self.problem))
+            self._down(exc)
             return
         self.batches += 1
         self.shared += len(events)

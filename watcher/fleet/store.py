@@ -28,6 +28,7 @@ from typing import Any
 import redis
 
 from watcher.core.fleet import Batch, FleetCount, combine, store_key
+from watcher.core.fleetlatch import HostState
 from watcher.core.settings import FleetSettings
 
 # KEYS: one prefix per group. ARGV: host, ttl seconds, then per group: window and its
@@ -147,6 +148,25 @@ class FleetStore:
             pairs = [(_text(row[i]), int(row[i + 1])) for i in range(1, len(row) - 1, 2)]
             out.append(FleetCount(b.rule, b.key, now, combine(pairs)))
         return out
+
+    @property
+    def hosts_key(self) -> str:
+        return f"stormwatch:{self.fleet}:hosts"
+
+    def publish(self, state: HostState) -> None:
+        """This host's latch and lag, for the others and ``stormwatch fleet status``."""
+        self.client.hset(self.hosts_key, self.host, state.to_json())
+
+    def hosts(self) -> tuple[list[HostState], list[str]]:
+        """Every host's last state, and the entries that could not be read (named)."""
+        raw: dict[Any, Any] = self.client.hgetall(self.hosts_key)
+        states, bad = [], []
+        for host, text in sorted(raw.items()):
+            try:
+                states.append(HostState.from_json(_text(host), _text(text)))
+            except ValueError as exc:
+                bad.append(f"{_text(host)}: {exc}")
+        return states, bad
 
     def close(self) -> None:
         self.client.close()

@@ -10,35 +10,61 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from typing import Any
 
 from watcher.core.detect import Hit
 from watcher.core.events import MICROS
 from watcher.core.fleet import FleetCount, Shared, event_id, shares_text
+from watcher.core.fleetlatch import FleetLatch, HostState
 from watcher.core.pipeline import Pipeline, Where
 from watcher.core.rules import Rule
 from watcher.core.settings import FleetSettings
-from watcher.fleet.sharer import Outage, Resumed, Sharer, Store
+from watcher.core.times import iso
+from watcher.fleet.sharer import Hosts, Outage, Resumed, Sharer, Store
 from watcher.fleet.store import FleetStore, connect
 
 log = logging.getLogger(__name__)
 
 Page = Callable[[str, str], None]  # title, body: a warning page
+# this host's latch: (tripped, incident id, rule, offender), for the fleet latch
+LatchView = Callable[[], tuple[bool, str, str, str]]
 
 
 def host_name(settings: FleetSettings) -> str:
     return settings.host or socket.gethostname().split(".")[0]
 
 
+def read_hosts(settings: FleetSettings) -> tuple[list[HostState], list[str]]:
+    """Every host's state in the fleet's Redis (``stormwatch fleet status``). Raises
+    redis.RedisError or OSError when Redis cannot be asked, FleetConfigError for
+    unusable settings."""
+    store = FleetStore(connect(settings), settings.name, host_name(settings))
+    try:
+        return store.hosts()
+    finally:
+        store.close()
+
+
 class FleetLink:
     """Between one pipeline and one sharer."""
 
-    def __init__(self, sharer: Sharer, host: str, page: Page | None = None) -> None:
+    def __init__(
+        self,
+        sharer: Sharer,
+        host: str,
+        page: Page | None = None,
+        latch: LatchView | None = None,
+    ) -> None:
         self.sharer = sharer
         self.host = host
         self.page = page
+        self.latch = latch
         self.counts: dict[tuple[str, str], int] = {}  # the fleet's count per group, last read
+        self.fleet_latch = FleetLatch(host)
+        self.hosts: list[HostState] = []  # every host's state, as last read
 
     @classmethod
     def build(
@@ -47,6 +73,7 @@ class FleetLink:
         rules: Sequence[Rule],
         page: Page | None = None,
         store: Store | None = None,
+        latch: LatchView | None = None,
     ) -> FleetLink | None:
         """None without a fleet URL or without a shared rule (said in the log)."""
         shared = [r.name for r in rules if r.shared]
@@ -71,7 +98,7 @@ class FleetLink:
         log.warning(
             "fleet %s: sharing rule(s) %s as host %s", settings.name, ", ".join(shared), host
         )
-        return cls(sharer, host, page)
+        return cls(sharer, host, page, latch)
 
     def attach(self, pipeline: Pipeline) -> None:
         pipeline.on_shared = self.on_shared
@@ -86,9 +113,12 @@ class FleetLink:
         """What the worker reported: counts to decide on, an outage, its end."""
         from watcher.responders.notify.text import render_fleet_down, render_fleet_up
 
+        self.sharer.state = self._state(pipeline)
         for report in self.sharer.take():
             if isinstance(report, FleetCount):
                 self._count(pipeline, report)
+            elif isinstance(report, Hosts):
+                self._hosts(report)
             elif isinstance(report, Outage):
                 log.error(
                     "fleet: Redis unreachable, counting locally (%s); trying again every %g s",
@@ -107,6 +137,28 @@ class FleetLink:
                 if self.page is not None:
                     self.page(*render_fleet_up(report.resent, host=self.host,
                                                down_for=report.down_for))  # fmt: skip
+
+    def _state(self, pipeline: Pipeline) -> HostState:
+        tripped, incident, rule, offender = self.latch() if self.latch else (False, "", "", "")
+        last = pipeline.last_time
+        return HostState(
+            self.host, tripped, incident, rule, offender,
+            iso(last, UTC) if last is not None else "",
+            "up" if self.sharer.up else "down", time.time(),
+        )  # fmt: skip
+
+    def _hosts(self, report: Hosts) -> None:
+        from watcher.responders.notify.text import render_fleet_trip
+
+        self.hosts = report.states
+        for bad in report.unreadable:
+            log.warning("fleet: a host's state in Redis cannot be read: %s", bad)
+        for s in self.fleet_latch.news(report.states):
+            log.error("fleet: host %s TRIPPED on rule %s (incident %s)", s.host, s.rule,
+                      s.incident)  # fmt: skip
+            if self.page is not None:
+                self.page(*render_fleet_trip(s.host, s.rule, s.incident, s.offender,
+                                             host=self.host))  # fmt: skip
 
     def _count(self, pipeline: Pipeline, count: FleetCount) -> None:
         if count.group not in self.counts and len(self.counts) >= 10_000:
@@ -129,7 +181,10 @@ class FleetLink:
         rules: dict[str, int] = {}
         for (rule, _key), n in self.counts.items():
             rules[rule] = max(rules.get(rule, 0), n)
-        return {"fleet": {"host": self.host, **self.sharer.status(), "rules": rules}}
+        hosts = [{"host": h.host, "tripped": h.tripped, "incident": h.incident,
+                  "last_event": h.last_event, "redis": h.redis} for h in self.hosts]  # fmt: skip
+        return {"fleet": {"host": self.host, **self.sharer.status(), "rules": rules,
+                          "hosts": hosts}}  # fmt: skip
 
     def stop(self) -> None:
         self.sharer.stop()

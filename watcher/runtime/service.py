@@ -166,6 +166,20 @@ def run(
         lock.release()
 
 
+def _latch_view(settings: Settings) -> Callable[[], tuple[bool, str, str, str]]:
+    """This host's latch as the fleet latch publishes it, read from latch.json."""
+    store = LatchStore(settings.state_dir)
+
+    def view() -> tuple[bool, str, str, str]:
+        latch = store.read()
+        if not latch.tripped or latch.incident is None:
+            return bool(latch.tripped), "", "", ""
+        offender = next((a.offender for a in latch.planned if a.kind == "contain-offender"), "")
+        return True, latch.incident.id, latch.incident.rule, offender
+
+    return view
+
+
 def _run(
     settings: Settings,
     rules: Sequence[Rule],
@@ -186,7 +200,8 @@ def _run(
         settings, rules, parser, options, sd, metrics
     )
     endpoint = _endpoint(settings, metrics, warn)
-    fleet = FleetLink.build(settings.fleet, rules, page)  # [fleet] changes on a restart only
+    # [fleet] changes on a restart only
+    fleet = FleetLink.build(settings.fleet, rules, page, latch=_latch_view(settings))
     if fleet is not None:
         fleet.attach(pipeline)
     watcher: Watcher

@@ -311,3 +311,19 @@ def render_fleet_up(resent: int, *, host: str = "", down_for: float = 0.0) -> tu
         "the fleet's windows count them once.",
     ]
     return title, "\n".join(body)
+
+
+def render_fleet_trip(
+    tripped: str, rule: str, incident: str, offender: str, *, host: str = ""
+) -> tuple[str, str]:
+    """Another host of the fleet tripped: this one pages, and acts on its own rules."""
+    title = f"{PREFIX} fleet: host {_line(tripped)} has tripped on rule {_line(rule)}"
+    body = [
+        f"Host {_line(tripped)} of the fleet tripped on rule {_line(rule)}: incident"
+        f" {_line(incident)}" + (f", offender {_line(offender)} contained." if offender else "."),
+        f"This host{_on(host)} is not tripped by it: it goes on counting its own windows"
+        " and the fleet's shared ones, and trips on them as always.",
+        "The fleet's hosts, their latch and lag: stormwatch fleet status. Re-arm each"
+        " tripped host on that host: stormwatch rearm.",
+    ]
+    return title, "\n".join(body)
