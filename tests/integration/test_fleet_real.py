@@ -8,7 +8,8 @@
   their windows again, nothing is lost, and the other trips on the fleet's count.
 * A log read again after a lost checkpoint is not counted twice.
 * The fleet latch: one host trips alone; the other pages that, stays armed, and
-  ``stormwatch fleet status`` lists both, their latch and their lag.
+  ``stormwatch fleet status`` lists both, their latch and their lag; with
+  ``on_trip = "ladder"`` the other trips the same rule itself.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ seconds = 3600
 class Host:
     """One watcher host: its log, state, settings, webhook and process."""
 
-    def __init__(self, tmp_path: Path, name: str, url: str, hook: Webhook) -> None:
+    def __init__(
+        self, tmp_path: Path, name: str, url: str, hook: Webhook, on_trip: str = "page"
+    ) -> None:
         self.name = name
         self.dir = tmp_path / name
         self.dir.mkdir()
@@ -67,6 +70,7 @@ class Host:
             f"[notify]\nurls = [{json.dumps(hook.apprise_url)}]\nretries = 0\n"
             f'[fleet]\nurl = "{url}"\nname = "{FLEET}"\nhost = "{name}"\n'
             "timeout_seconds = 0.5\nretry_seconds = 0.5\npoll_seconds = 0.2\n"
+            f'on_trip = "{on_trip}"\n'
         )
         self.hook = hook
         self.n = 0  # bounces written
@@ -267,3 +271,26 @@ def test_one_hosts_trip_is_paged_by_the_other_and_listed_by_fleet_status(
     text = cli("fleet", "status", "--config", str(mx1.config)).stdout
     assert f"mx1: TRIPPED by bs ({incident})" in text
     assert "mx2: armed" in text
+
+
+def test_with_on_trip_ladder_another_hosts_trip_trips_the_same_rule_here(
+    tmp_path: Path,
+    watchers: Watchers,
+    redis_server: RedisServer,
+    hooks: tuple[Webhook, Webhook],
+) -> None:
+    mx1 = Host(tmp_path, "mx1", redis_server.url, hooks[0])
+    mx2 = Host(tmp_path, "mx2", redis_server.url, hooks[1], on_trip="ladder")
+    mx1.start(watchers)
+    mx2.start(watchers)
+    mx1.bounces(10)
+    wait_for(lambda: latch(mx2.state)["tripped"], 30, "mx2 to trip on mx1's trip",
+             seen=lambda: watchers.output(mx2.index))  # fmt: skip
+    theirs, ours = latch(mx1.state), latch(mx2.state)
+    assert ours["incident"]["rule"] == "bs"
+    assert ours["incident"]["id"] != theirs["incident"]["id"]  # its own incident
+    assert ours["trips"][0]["source"] == "fleet:mx1"
+    assert theirs["incident"]["id"] in ours["trips"][0]["text"]
+    (page,) = mx2.hook.wait_for(1, 30, containing="TRIPPED")
+    assert "fleet: host mx1 tripped on rule bs" in page.body["message"]
+    assert not [p for p in mx2.hook.posts if "has tripped on rule" in p.body["title"]]

@@ -260,3 +260,17 @@ def test_the_dry_run_says_what_a_live_run_would_change() -> None:
     text = "\n".join(steps)
     assert "check_sasl_access inline:{ {bob=HOLD held by stormwatch} }" in text
     assert "hold the 2 queued message(s)" in text
+
+
+def test_a_fleet_trip_trips_the_rule_here_with_the_same_offender_once() -> None:
+    decider = Decider([FLOOD])
+    actions = decider.trip_for_fleet(FLOOD, 5, "sasl-user=bob")
+    assert [(a.kind, a.offender, a.time) for a in actions] == [
+        ("notify", "", 5),
+        ("contain-offender", "sasl-user=bob", 5),
+    ]
+    assert decider.is_tripped("sasl-flood")
+    assert decider.trip_for_fleet(FLOOD, 6, "sasl-user=bob") == []  # once
+    other = Decider([FLOOD])
+    kinds = [a.kind for a in other.trip_for_fleet(FLOOD, 5, "uid=33")]
+    assert kinds == ["notify"]  # not an offender of this rule's kind: nothing to block

@@ -155,6 +155,29 @@ class Decider:
             out.append(action)
         return out
 
+    def trip_for_fleet(self, rule: Rule, at: int, offender: str = "") -> list[Action]:
+        """Another host of the fleet tripped ``rule`` (``[fleet] on_trip = "ladder"``):
+        trip it here too, with its actions (contain-offender for the same offender)."""
+        state = self._state.get(rule.name)
+        if state is None or state.tripped_at is not None or rule.trip_at is None:
+            return []
+        state.tripped_at = at
+        out: list[Action] = []
+        for kind in rule.actions:
+            if kind == "contain-postfix" and rule.containment == "freeze":
+                kind = "freeze-postfix"
+            if kind in self._done or (
+                kind == "contain-offender" and split_offender(offender)[0] != rule.window.group_by
+            ):
+                continue  # no offender of this rule's kind: the ladder's other steps only
+            self._done.add(kind)
+            out.append(Action(kind, "trip", rule.name, at, 0, rule.trip_at,
+                              rule.window.seconds, offender=offender if kind == "contain-offender"
+                              else ""))  # fmt: skip
+            if kind == "contain-offender":
+                state.offender = split_offender(offender)[1]
+        return out
+
     def _second_offender(self, rule: Rule, hit: Hit, state: _RuleState) -> list[Action]:
         """Another group of a rule whose offender is contained reaches ``trip_at``: one
         block per incident, so the ladder's step 2, the freeze, at once."""

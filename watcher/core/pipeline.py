@@ -515,6 +515,23 @@ class Pipeline:
         fleet_hit = Hit(s.rule, hit.fact, count.total, count.key)
         return self._decide(s, fleet_hit, where, count.shares)
 
+    def trip_for_fleet(self, rule: str, offender: str, where: Where) -> list[Action]:
+        """Another host tripped ``rule``: trip it here too (its actions, at ``where``:
+        a line naming that host), if this host has the rule and it has not tripped."""
+        s = self.summaries.get(rule)
+        if s is None:
+            return []
+        actions = [
+            with_evidence(a, self.correlator, s.evidence) if a.offender else a
+            for a in self.decider.trip_for_fleet(s.rule, where.time, offender)
+        ]
+        if actions:
+            s.tripped = where
+            if self.switch_tripped is None:
+                self.switch_tripped = where
+            self._act(actions, where)
+        return actions
+
     def _decide(
         self, s: RuleSummary, hit: Hit, where: Where, shares: Shares | None = None
     ) -> list[Action]:

@@ -8,7 +8,7 @@ core does no file I/O); the edges make ``Path`` objects of them.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -131,6 +131,13 @@ class FleetSettings(_Section):
     )
     queue_size: Annotated[int, Field(ge=100, le=10_000_000)] = Field(
         100_000, description="matches waiting to be shared; beyond it they stay local only"
+    )
+    on_trip: Literal["page", "ladder"] = Field(
+        "page",
+        description=(
+            "when another host trips: 'page' says so and keeps watching; 'ladder' also trips"
+            " the same rule here, with its actions (contain-offender for the same offender)"
+        ),
     )
 
 

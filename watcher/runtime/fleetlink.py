@@ -57,8 +57,11 @@ class FleetLink:
         host: str,
         page: Page | None = None,
         latch: LatchView | None = None,
+        *,
+        act: bool = False,
     ) -> None:
         self.sharer = sharer
+        self.act = act  # [fleet] on_trip = "ladder": trip the same rule here
         self.host = host
         self.page = page
         self.latch = latch
@@ -98,7 +101,7 @@ class FleetLink:
         log.warning(
             "fleet %s: sharing rule(s) %s as host %s", settings.name, ", ".join(shared), host
         )
-        return cls(sharer, host, page, latch)
+        return cls(sharer, host, page, latch, act=settings.on_trip == "ladder")
 
     def attach(self, pipeline: Pipeline) -> None:
         pipeline.on_shared = self.on_shared
@@ -118,7 +121,7 @@ class FleetLink:
             if isinstance(report, FleetCount):
                 self._count(pipeline, report)
             elif isinstance(report, Hosts):
-                self._hosts(report)
+                self._hosts(pipeline, report)
             elif isinstance(report, Outage):
                 log.error(
                     "fleet: Redis unreachable, counting locally (%s); trying again every %g s",
@@ -147,7 +150,7 @@ class FleetLink:
             "up" if self.sharer.up else "down", time.time(),
         )  # fmt: skip
 
-    def _hosts(self, report: Hosts) -> None:
+    def _hosts(self, pipeline: Pipeline, report: Hosts) -> None:
         from watcher.responders.notify.text import render_fleet_trip
 
         self.hosts = report.states
@@ -156,9 +159,20 @@ class FleetLink:
         for s in self.fleet_latch.news(report.states):
             log.error("fleet: host %s TRIPPED on rule %s (incident %s)", s.host, s.rule,
                       s.incident)  # fmt: skip
-            if self.page is not None:
+            acted = self.act and self._trip_here(pipeline, s)
+            if self.page is not None and not acted:  # acting here pages the trip itself
                 self.page(*render_fleet_trip(s.host, s.rule, s.incident, s.offender,
                                              host=self.host))  # fmt: skip
+
+    @staticmethod
+    def _trip_here(pipeline: Pipeline, s: HostState) -> bool:
+        """``on_trip = "ladder"``: the same rule trips here, on a line naming that host."""
+        at = pipeline.last_time or 0
+        text = f"fleet: host {s.host} tripped on rule {s.rule} (incident {s.incident})"
+        actions = pipeline.trip_for_fleet(s.rule, s.offender, Where(f"fleet:{s.host}", 0, text, at))
+        if actions:
+            log.error("fleet: tripping rule %s here too ([fleet] on_trip = ladder)", s.rule)
+        return bool(actions)
 
     def _count(self, pipeline: Pipeline, count: FleetCount) -> None:
         if count.group not in self.counts and len(self.counts) >= 10_000:
