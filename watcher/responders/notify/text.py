@@ -321,7 +321,7 @@ def render_fleet_trip(
     body = [
         f"Host {_line(tripped)} of the fleet tripped on rule {_line(rule)}: incident"
         f" {_line(incident)}" + (f", offender {_line(offender)} contained." if offender else "."),
-        f"This host{_on(host)} is not tripped by it ([fleet] on_trip = \"page\"): it goes"
+        f'This host{_on(host)} is not tripped by it ([fleet] on_trip = "page"): it goes'
         " on counting its own windows and the fleet's shared ones, and trips on them as"
         " always.",
         "The fleet's hosts, their latch and lag: stormwatch fleet status. Re-arm each"
