@@ -40,6 +40,7 @@ from pathlib import Path
 import redis
 
 from watcher.core.fleet import Batch, FleetCount
+from watcher.core.fleetlatch import HostState
 from watcher.core.parse import Parser
 from watcher.core.pipeline import Pipeline
 from watcher.core.rules import Rule
@@ -99,6 +100,12 @@ class TimedStore:
             return self.store.add(batches)
         finally:
             self.trips.append(time.perf_counter() - start)
+
+    def publish(self, state: HostState) -> None:
+        self.store.publish(state)
+
+    def hosts(self) -> tuple[list[HostState], list[str]]:
+        return self.store.hosts()
 
     def close(self) -> None:
         self.store.close()

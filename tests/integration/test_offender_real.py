@@ -1,6 +1,7 @@
-"""contain-offender's choice of smtpd stage, on a real Postfix whose submission service
+"""contain-offender on a real Postfix: its choice of smtpd stage when a service
 overrides ``smtpd_recipient_restrictions`` with ``-o`` (as many master.cf files do):
-the check must go where that service still looks, and hold only that user's mail."""
+the check must go where that service still looks, and hold only that user's mail;
+and ``rearm --offender``, which lifts that block only."""
 
 from __future__ import annotations
 
@@ -17,8 +18,12 @@ from tests.integration.harness.sink import SmtpSink
 from watcher.core import plan
 from watcher.core.decide import Action
 from watcher.core.settings import PostfixSettings, Settings
+from watcher.responders.latchstore import LatchStore
+from watcher.responders.notify.delivery import Notifier
 from watcher.responders.offender import OffenderResponder
 from watcher.responders.postfix import PostfixControl, frozen_from, restore
+from watcher.responders.rearm import RearmError, rearm
+from watcher.runtime.switch import build as build_switch
 
 pytestmark = pytest.mark.integration
 
@@ -65,3 +70,37 @@ def test_a_service_override_moves_the_hold_to_the_data_stage_and_it_holds(
         restore(PostfixControl(cfg), frozen_from(out.details))
         assert main_cf.read_bytes() == original
         assert (postfix.config_dir / "master.cf").read_bytes() == master_cf  # never edited
+
+
+def test_rearm_offender_lifts_that_block_only_and_rearm_the_rest_byte_for_byte(
+    root: Path, tmp_path: Path, make_postfix: Callable[..., PostfixInstance]
+) -> None:
+    postfix = make_postfix()
+    main_cf = postfix.config_dir / "main.cf"
+    original = main_cf.read_bytes()
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        postfix=PostfixSettings(config_directory=str(postfix.config_dir)),
+    )
+    switch = build_switch(settings, Notifier(()))
+    trip = [
+        Action("contain-offender", "trip", "sasl-flood", 0, 60, 60, 60.0, offender="sasl-user=bob"),
+        Action("contain-postfix", "trip", "sasl-flood", 0, 60, 60, 60.0),
+    ]
+    switch.trip(trip, make_incident("i-1", "sasl-flood"), None)
+    store, control = LatchStore(settings.state_dir), PostfixControl(str(postfix.config_dir))
+    assert "check_sasl_access" in postfix.param("smtpd_recipient_restrictions")
+
+    with pytest.raises(RearmError, match="offender is sasl-user=bob, not sasl-user=eve"):
+        rearm(store, control, release=False, offender="sasl-user=eve")
+    done = rearm(store, control, release=False, offender="sasl-user=bob")
+    assert not done.cleared
+    assert store.read().tripped
+    assert "check_sasl_access" not in postfix.param("smtpd_recipient_restrictions")
+    assert postfix.param("soft_bounce") == "yes"  # the scoped step stays
+    assert "retry:4.7.1" in postfix.param("sender_dependent_default_transport_maps")
+
+    done = rearm(store, control, release=False)
+    assert done.cleared
+    assert not store.read().tripped
+    assert main_cf.read_bytes() == original

@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
     )
     held.add_argument("--keep-held", action="store_true", help="leave it on hold (the default)")
     p.add_argument(
+        "--offender",
+        default="",
+        metavar="GROUP=KEY",
+        help="lift only the block of this contained offender (sasl-user=bob, uid=33, "
+        "client=192.0.2.7); when the incident changed nothing else, the same as a full re-arm",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="clear a latch that cannot be read (after checking Postfix by hand: rearm shows "
@@ -50,12 +57,14 @@ def run(args: argparse.Namespace) -> int:
     store = LatchStore(settings.state_dir)
     control = PostfixControl(settings.postfix.config_directory)
     try:
-        done = rearm(store, control, release=args.release_held, force=args.force)
+        done = rearm(
+            store, control, release=args.release_held, force=args.force, offender=args.offender
+        )
     except OSError as exc:
         raise RearmError(f"re-arm failed, the switch stays tripped: {exc}") from exc
     for step in done.steps:
         sys.stdout.write(f"{step}\n")
-    if done.was_tripped and done.incident is not None:
+    if done.was_tripped and done.cleared and done.incident is not None:
         notifier = Notifier.from_settings(settings.notify, args.notify)
         title, body = render_all_clear(done.incident, done.released, done.still_held)
         for url, ok, error in notifier.send_now(title, body, "success"):

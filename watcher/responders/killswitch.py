@@ -357,6 +357,9 @@ class KillSwitch:
         planned = next((a for a in latch.planned if a.kind == "contain-offender"), None)
         if planned is None or self._offender_sweep is None or self.pipeline is None:
             return
+        last = latch.latest("contain-offender")
+        if last is not None and last.details.get("lifted"):
+            return  # rearm --offender lifted its block: its new mail is no longer held
         ids = [q for q in queue_ids_of(self.pipeline.correlator, planned.offender)
                if q not in latch.held]  # fmt: skip
         if not ids:

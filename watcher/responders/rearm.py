@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from watcher.core.errors import StormwatchError
 from watcher.core.incident import Incident
-from watcher.core.latch import Latch
+from watcher.core.latch import ActionRecord, Latch
 from watcher.responders.actions import wall_iso
 from watcher.responders.latchstore import LatchStore
 from watcher.responders.postfix import (
@@ -47,6 +47,7 @@ class Rearmed:
     incident: Incident | None = None
     released: int = 0
     still_held: int = 0
+    cleared: bool = True  # False: only an offender's block was lifted, still tripped
 
 
 def rearm(
@@ -57,8 +58,11 @@ def rearm(
     force: bool = False,
     wall: Callable[[], float] = time.time,
     wait: float = ACTING_WAIT_SECONDS,
+    offender: str = "",
 ) -> Rearmed:
-    """Undo a trip. RearmError (the latch stays tripped, run it again) when the latch
+    """Undo a trip (with ``offender``: that offender's block only, :func:`_lift`).
+
+    RearmError (the latch stays tripped, run it again) when the latch
     cannot be read (unless ``force``), when another process keeps acting, or when
     Postfix cannot be put back."""
     with store.acting(wait) as mine:
@@ -72,6 +76,10 @@ def rearm(
                 return _forced(store, latch, force, wall)
             if not latch.tripped or latch.incident is None:
                 return Rearmed(False, ["the switch is not tripped: nothing to undo"])
+            if offender and _others(latch):
+                return _lift(control, latch, offender, release, wall)
+            if offender:
+                _check_offender(latch, offender)  # the incident changed nothing else: all
             steps = _restore_postfix(control, latch)
             released, on_hold, held_step = _held(control, latch, release)
             steps += held_step
@@ -83,6 +91,62 @@ def rearm(
             latch.clear(wall_iso(wall()), still)
             steps.append(f"re-armed; the incident's record is in {archive}")
     return Rearmed(True, steps, incident, len(released), len(still))
+
+
+def _others(latch: Latch) -> bool:
+    """Did the incident change Postfix by more than contain-offender (the scoped step,
+    the freeze)?"""
+    return any(
+        a.kind in POSTFIX_STEPS and a.kind != "contain-offender" and a.details.get("applied")
+        for a in latch.actions
+    )
+
+
+def _check_offender(latch: Latch, offender: str) -> None:
+    planned = next((a for a in latch.planned if a.kind == "contain-offender"), None)
+    if planned is None or planned.offender != offender:
+        named = planned.offender if planned is not None else "none"
+        raise RearmError(f"refusing: this incident's contained offender is {named}, not {offender}")
+
+
+def _lift(
+    control: PostfixControl, latch: Latch, offender: str, release: bool, wall: Callable[[], float]
+) -> Rearmed:
+    """Lift the offender's block only; the rest of the incident (the scoped step, the
+    freeze) stays, and so does the latch. Its held mail stays held."""
+    _check_offender(latch, offender)
+    if release:
+        raise RearmError(
+            "--release-held with --offender: the switch stays tripped, so its held mail "
+            "is not released here; release it with postsuper -H once read, or re-arm all"
+        )
+    changes = [
+        frozen_from(a.details)
+        for a in latch.actions
+        if a.kind == "contain-offender" and a.details.get("applied")
+    ]
+    steps: list[str] = []
+    if changes:
+        frozen = combined(changes)
+        present = {k: v for k, v in frozen.saved.items() if v is not None}
+        absent = [k for k, v in frozen.saved.items() if v is None]
+        try:
+            if present:
+                control.set(present)
+            control.remove(absent)
+            steps.append(control.reload())
+        except (PostfixError, OSError) as exc:
+            raise RearmError(f"could not lift the block of {offender}: {exc}") from exc
+        steps.insert(0, f"lifted the block of {offender}: put back " + _params(frozen.saved))
+    latch.actions.append(
+        ActionRecord("contain-offender", True, f"block of {offender} lifted by rearm --offender",
+                     wall_iso(wall()), {"lifted": offender}, 0)
+    )  # fmt: skip
+    steps.append(
+        "the switch stays tripped (the incident's other Postfix steps remain): "
+        "'stormwatch rearm' lifts them all"
+    )
+    return Rearmed(True, steps, latch.incident, cleared=False)
 
 
 def _restore_postfix(control: PostfixControl, latch: Latch) -> list[str]:
