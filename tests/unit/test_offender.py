@@ -118,6 +118,23 @@ def test_a_second_offender_of_a_contained_rule_escalates_to_the_freeze() -> None
     assert decider.on_hit(Hit(FLOOD, fact, 4, "eve")) == []  # once
 
 
+def test_another_flood_rules_offender_escalates_and_other_rules_never_do() -> None:
+    local = Rule.model_validate(
+        {**FLOOD.model_dump(), "name": "local-flood", "window": {"seconds": 60, "group_by": "uid"}}
+    )
+    bursts = Rule.model_validate(
+        {**FLOOD.model_dump(), "name": "burst", "actions": ["notify"],
+         "window": {"seconds": 60, "group_by": "recipient-domain"}}
+    )  # fmt: skip
+    decider = Decider([FLOOD, local, bursts])
+    fact = Fact(_delivery("Q1", 1), "x@example.org", "", BOB)
+    decider.on_hit(Hit(FLOOD, fact, 3, "bob"))
+    decider.on_hit(Hit(bursts, fact, 3, "a.example"))
+    assert decider.on_hit(Hit(bursts, fact, 3, "b.example")) == []  # not a flood rule
+    (step,) = decider.on_hit(Hit(local, fact, 3, "33"))
+    assert (step.kind, step.severity, step.rule) == ("freeze-postfix", "escalate", "local-flood")
+
+
 def test_the_action_carries_the_offenders_open_queue_ids_and_domains() -> None:
     join = Correlator()
     join.note_origin("QBOB1", BOB, 1)

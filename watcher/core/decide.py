@@ -141,6 +141,11 @@ class Decider:
                 if asked == "contain-postfix" and rule.containment == "freeze"
                 else asked
             )
+            if kind == "contain-offender" and kind in self._done:
+                kind = "freeze-postfix"  # another rule's offender holds the one block: step 2
+                severity: Severity = "escalate"
+            else:
+                severity = "trip"
             if kind in self._done or (kind == "contain-postfix" and "freeze-postfix" in self._done):
                 continue
             self._done.add(kind)
@@ -148,7 +153,7 @@ class Decider:
             addresses = (
                 tuple(sorted(state.loops)) if kind in ("contain-postfix", "hold-bounces") else ()
             )
-            action = self._action(kind, "trip", rule, hit, rule.trip_at, transports, addresses)
+            action = self._action(kind, severity, rule, hit, rule.trip_at, transports, addresses)
             if kind == "contain-offender":
                 state.offender = hit.key
                 action = replace(action, offender=offender_of(rule, hit.key))
@@ -182,7 +187,8 @@ class Decider:
         """Another group of a rule whose offender is contained reaches ``trip_at``: one
         block per incident, so the ladder's step 2, the freeze, at once."""
         if (
-            "contain-offender" not in self._done
+            "contain-offender" not in rule.actions
+            or "contain-offender" not in self._done
             or rule.trip_at is None
             or hit.count < rule.trip_at
             or hit.key == state.offender
