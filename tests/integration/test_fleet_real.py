@@ -121,6 +121,22 @@ def hooks() -> Iterator[tuple[Webhook, Webhook]]:
         yield one, two
 
 
+def _two_hosts(
+    tmp_path: Path,
+    server: RedisServer,
+    hooks: tuple[Webhook, Webhook],
+    watchers: Watchers,
+    *,
+    on_trip: str = "page",
+) -> tuple[Host, Host]:
+    """mx1 and mx2 on one fleet, started; mx2 with ``on_trip``."""
+    mx1 = Host(tmp_path, "mx1", server.url, hooks[0])
+    mx2 = Host(tmp_path, "mx2", server.url, hooks[1], on_trip=on_trip)
+    mx1.start(watchers)
+    mx2.start(watchers)
+    return mx1, mx2
+
+
 def _members(server: RedisServer, host: str) -> int:
     client = redis.Redis.from_url(server.url)
     try:
@@ -135,10 +151,7 @@ def test_two_hosts_each_below_trip_at_trip_together_and_name_both_shares(
     redis_server: RedisServer,
     hooks: tuple[Webhook, Webhook],
 ) -> None:
-    mx1 = Host(tmp_path, "mx1", redis_server.url, hooks[0])
-    mx2 = Host(tmp_path, "mx2", redis_server.url, hooks[1])
-    mx1.start(watchers)
-    mx2.start(watchers)
+    mx1, mx2 = _two_hosts(tmp_path, redis_server, hooks, watchers)
     mx1.bounces(6)
     mx1.wait_shared(6)
     assert not latch(mx1.state)["tripped"], "6 alone is below trip_at 10"
@@ -171,10 +184,7 @@ def test_redis_killed_mid_run_hosts_count_locally_page_and_resume_losing_nothing
     redis_server: RedisServer,
     hooks: tuple[Webhook, Webhook],
 ) -> None:
-    mx1 = Host(tmp_path, "mx1", redis_server.url, hooks[0])
-    mx2 = Host(tmp_path, "mx2", redis_server.url, hooks[1])
-    mx1.start(watchers)
-    mx2.start(watchers)
+    mx1, mx2 = _two_hosts(tmp_path, redis_server, hooks, watchers)
     mx1.bounces(3)
     mx2.bounces(3)
     mx1.wait_shared(3)
@@ -239,10 +249,7 @@ def test_one_hosts_trip_is_paged_by_the_other_and_listed_by_fleet_status(
     redis_server: RedisServer,
     hooks: tuple[Webhook, Webhook],
 ) -> None:
-    mx1 = Host(tmp_path, "mx1", redis_server.url, hooks[0])
-    mx2 = Host(tmp_path, "mx2", redis_server.url, hooks[1])
-    mx1.start(watchers)
-    mx2.start(watchers)
+    mx1, mx2 = _two_hosts(tmp_path, redis_server, hooks, watchers)
     mx1.bounces(10)
     wait_for(lambda: latch(mx1.state)["tripped"], 30, "mx1 to trip",
              seen=lambda: watchers.output(mx1.index))  # fmt: skip
@@ -279,10 +286,7 @@ def test_with_on_trip_ladder_another_hosts_trip_trips_the_same_rule_here(
     redis_server: RedisServer,
     hooks: tuple[Webhook, Webhook],
 ) -> None:
-    mx1 = Host(tmp_path, "mx1", redis_server.url, hooks[0])
-    mx2 = Host(tmp_path, "mx2", redis_server.url, hooks[1], on_trip="ladder")
-    mx1.start(watchers)
-    mx2.start(watchers)
+    mx1, mx2 = _two_hosts(tmp_path, redis_server, hooks, watchers, on_trip="ladder")
     mx1.bounces(10)
     wait_for(lambda: latch(mx2.state)["tripped"], 30, "mx2 to trip on mx1's trip",
              seen=lambda: watchers.output(mx2.index))  # fmt: skip
