@@ -68,6 +68,7 @@ class FleetLink:
         self.counts: dict[tuple[str, str], int] = {}  # the fleet's count per group, last read
         self.fleet_latch = FleetLatch(host)
         self.hosts: list[HostState] = []  # every host's state, as last read
+        self._state_due = 0.0  # monotonic: when this host's state is read again
 
     @classmethod
     def build(
@@ -116,7 +117,10 @@ class FleetLink:
         """What the worker reported: counts to decide on, an outage, its end."""
         from watcher.responders.notify.text import render_fleet_down, render_fleet_up
 
-        self.sharer.state = self._state(pipeline)
+        now = time.monotonic()
+        if now >= self._state_due:  # poll runs at every turn of the loop: not every time
+            self._state_due = now + self.sharer.poll_seconds / 2
+            self.sharer.state = self._state(pipeline)
         for report in self.sharer.take():
             if isinstance(report, FleetCount):
                 self._count(pipeline, report)
