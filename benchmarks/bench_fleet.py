@@ -107,6 +107,12 @@ class TimedStore:
     def hosts(self) -> tuple[list[HostState], list[str]]:
         return self.store.hosts()
 
+    def requested(self) -> str:
+        return self.store.requested()
+
+    def done_rearm(self, incident: str) -> None:
+        self.store.done_rearm(incident)
+
     def close(self) -> None:
         self.store.close()
 

@@ -9,7 +9,8 @@
 * A log read again after a lost checkpoint is not counted twice.
 * The fleet latch: one host trips alone; the other pages that, stays armed, and
   ``stormwatch fleet status`` lists both, their latch and their lag; with
-  ``on_trip = "ladder"`` the other trips the same rule itself.
+  ``on_trip = "ladder"`` the other trips the same rule itself, and ``stormwatch
+  fleet rearm`` re-arms both.
 """
 
 from __future__ import annotations
@@ -135,6 +136,12 @@ def _two_hosts(
     mx1.start(watchers)
     mx2.start(watchers)
     return mx1, mx2
+
+
+def _fleet_hosts(host: Host) -> dict[str, Any]:
+    done = cli("fleet", "status", "--json", "--config", str(host.config))
+    assert done.returncode == 0, done.stderr
+    return {h["host"]: h for h in json.loads(done.stdout)["hosts"]}
 
 
 def _members(server: RedisServer, host: str) -> int:
@@ -298,3 +305,15 @@ def test_with_on_trip_ladder_another_hosts_trip_trips_the_same_rule_here(
     (page,) = mx2.hook.wait_for(1, 30, containing="TRIPPED")
     assert "fleet: host mx1 tripped on rule bs" in page.body["message"]
     assert not [p for p in mx2.hook.posts if "has tripped on rule" in p.body["title"]]
+
+    # stormwatch fleet rearm INCIDENT: every host tripped for it re-arms, on its host
+    wait_for(lambda: _fleet_hosts(mx1)["mx2"]["cause"] == theirs["incident"]["id"], 15,
+             "mx2 to publish the cause of its trip", seen=lambda: _fleet_hosts(mx1))  # fmt: skip
+    done = cli("fleet", "rearm", theirs["incident"]["id"], "--config", str(mx1.config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "asked mx1, mx2 to re-arm" in done.stdout
+    assert f"mx1: re-armed (incident {theirs['incident']['id']})" in done.stdout
+    assert f"mx2: re-armed (incident {ours['incident']['id']})" in done.stdout
+    for host, inc in ((mx1, theirs), (mx2, ours)):  # each archived its incident on re-arm
+        assert (host.state / "incidents" / inc["incident"]["id"] / "latch.json").exists()
+        host.hook.wait_for(1, 30, containing="re-armed")

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from watcher.core.fleet import Batch, FleetCount, Shared
-from watcher.core.fleetlatch import FleetLatch, HostState
+from watcher.core.fleetlatch import FleetLatch, HostState, rearm_targets
 from watcher.core.settings import FleetSettings, Settings
 from watcher.fleet.sharer import Hosts, Outage, Resumed, Sharer
 from watcher.fleet.store import read_password
@@ -28,6 +28,7 @@ class FakeStore:
         self.members: dict[tuple[str, str], set[str]] = {}
         self.calls: list[list[Batch]] = []
         self.states: dict[str, HostState] = {}
+        self.asked = ""
 
     def add(self, batches: Sequence[Batch]) -> list[FleetCount]:
         self.calls.append(list(batches))
@@ -47,6 +48,13 @@ class FakeStore:
 
     def hosts(self) -> tuple[list[HostState], list[str]]:
         return sorted(self.states.values(), key=lambda s: s.host), []
+
+    def requested(self) -> str:
+        return self.asked
+
+    def done_rearm(self, incident: str) -> None:
+        if self.asked == incident:
+            self.asked = ""
 
     def close(self) -> None:
         pass
@@ -80,6 +88,27 @@ def test_the_fleet_latch_reports_each_other_hosts_incident_once() -> None:
     assert latch.news([mine, other]) == []
     again = HostState("mx2", True, "i-3", "sasl-flood", "sasl-user=bob")
     assert latch.news([again]) == [again]  # a new incident of the same host
+
+
+def test_fleet_rearm_asks_the_hosts_tripped_by_an_incident_and_the_worker_answers() -> None:
+    states = [
+        HostState("mx1", True, "i-1", "bs"),
+        HostState("mx2", True, "i-2", "bs", cause="i-1"),  # tripped for mx1's (ladder)
+        HostState("mx3", True, "i-3", "bs"),
+        HostState("mx4"),
+    ]
+    assert rearm_targets(states, "i-1") == {"mx1": "i-1", "mx2": "i-2"}
+    assert rearm_targets(states) == {"mx1": "i-1", "mx2": "i-2", "mx3": "i-3"}
+    store = FakeStore()
+    store.asked = "i-1"
+    sharer = Sharer(store, poll_seconds=0)
+    sharer.state = HostState("mx1", True, "i-1", "bs")
+    sharer.step(0)
+    (hosts,) = [r for r in sharer.take() if isinstance(r, Hosts)]
+    assert hosts.rearm == "i-1"
+    sharer.rearmed = "i-1"  # the pipeline thread re-armed it
+    sharer.step(0)
+    assert store.asked == ""
 
 
 def test_a_host_state_survives_json_and_a_bad_one_is_named() -> None:

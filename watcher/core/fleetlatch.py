@@ -24,6 +24,7 @@ class HostState:
     last_event: str = ""  # the log time of its last event (ISO 8601), "" before any
     redis: str = "up"  # as that host last saw it
     seen: float = 0.0  # wall clock (epoch seconds) when it wrote this
+    cause: str = ""  # the other host's incident that tripped this one (on_trip = "ladder")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -50,7 +51,7 @@ class HostState:
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "tripped": (bool,), "incident": (str,), "rule": (str,), "offender": (str,),
-    "last_event": (str,), "redis": (str,), "seen": (int, float),
+    "last_event": (str,), "redis": (str,), "seen": (int, float), "cause": (str,),
 }  # fmt: skip
 
 
@@ -70,3 +71,13 @@ class FleetLatch:
             self._known.add(key)
             out.append(s)
         return out
+
+
+def rearm_targets(states: Iterable[HostState], incident: str = "") -> dict[str, str]:
+    """``stormwatch fleet rearm``: host -> its own incident, for every host tripped by
+    ``incident`` (its own, or the cause of its trip); every tripped host when ""."""
+    return {
+        s.host: s.incident
+        for s in states
+        if s.tripped and s.incident and (not incident or incident in (s.incident, s.cause))
+    }

@@ -42,6 +42,10 @@ class Store(Protocol):
 
     def hosts(self) -> tuple[list[HostState], list[str]]: ...
 
+    def requested(self) -> str: ...
+
+    def done_rearm(self, incident: str) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -60,6 +64,7 @@ class Resumed:
 class Hosts:
     states: list[HostState]
     unreadable: list[str]
+    rearm: str = ""  # the incident this host is asked to re-arm (stormwatch fleet rearm)
 
 
 Report = FleetCount | Outage | Resumed | Hosts
@@ -98,6 +103,7 @@ class Sharer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.state: HostState | None = None  # the pipeline thread's: published as it is
+        self.rearmed = ""  # the pipeline thread's: a fleet re-arm request dealt with
         self._next_beat = 0.0
 
     # -- the pipeline's side -----------------------------------------------------
@@ -166,12 +172,16 @@ class Sharer:
     def _beat(self, state: HostState) -> None:
         self._next_beat = self._clock() + self.poll_seconds
         try:
+            done, self.rearmed = self.rearmed, ""
+            if done:
+                self.store.done_rearm(done)
             self.store.publish(state)
-            found = self.store.hosts()
+            states, bad = self.store.hosts()
+            asked = self.store.requested()
         except Exception as exc:
             self._down(exc)
             return
-        self._out.put(Hosts(*found))
+        self._out.put(Hosts(states, bad, asked))
 
     def _collect(self, wait: float) -> list[Shared]:
         try:

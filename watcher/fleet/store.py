@@ -168,6 +168,25 @@ class FleetStore:
                 bad.append(f"{_text(host)}: {exc}")
         return states, bad
 
+    @property
+    def rearm_key(self) -> str:
+        return f"stormwatch:{self.fleet}:rearm"
+
+    def request_rearm(self, targets: dict[str, str]) -> None:
+        """Ask these hosts to re-arm (host -> the incident it is to re-arm)."""
+        for host, incident in targets.items():
+            self.client.hset(self.rearm_key, host, incident)
+
+    def requested(self) -> str:
+        """The incident this host is asked to re-arm ("" if none)."""
+        value = self.client.hget(self.rearm_key, self.host)
+        return _text(value) if value is not None else ""
+
+    def done_rearm(self, incident: str) -> None:
+        """The request for ``incident`` is dealt with (a newer one is kept)."""
+        if self.requested() == incident:
+            self.client.hdel(self.rearm_key, self.host)
+
     def close(self) -> None:
         self.client.close()
 

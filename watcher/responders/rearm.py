@@ -182,6 +182,8 @@ def _held(
     the forwarding loop) stays held even when releasing: it carries a Delivered-To
     header for that recipient, so it can only loop, and bounce, again."""
     ours = set(latch.held)
+    if not ours:
+        return [], [], []  # nothing was held: no queue to ask (a notify-only incident)
     try:
         held = [
             e

@@ -31,21 +31,18 @@ log = logging.getLogger(__name__)
 Page = Callable[[str, str], None]  # title, body: a warning page
 # this host's latch: (tripped, incident id, rule, offender), for the fleet latch
 LatchView = Callable[[], tuple[bool, str, str, str]]
+Rearm = Callable[[str], None]  # re-arm this host's incident (stormwatch fleet rearm)
 
 
 def host_name(settings: FleetSettings) -> str:
     return settings.host or socket.gethostname().split(".")[0]
 
 
-def read_hosts(settings: FleetSettings) -> tuple[list[HostState], list[str]]:
-    """Every host's state in the fleet's Redis (``stormwatch fleet status``). Raises
-    redis.RedisError or OSError when Redis cannot be asked, FleetConfigError for
+def fleet_store(settings: FleetSettings) -> FleetStore:
+    """The fleet's store for ``stormwatch fleet``: no I/O until used (then
+    redis.RedisError or OSError when Redis cannot be asked). FleetConfigError for
     unusable settings."""
-    store = FleetStore(connect(settings), settings.name, host_name(settings))
-    try:
-        return store.hosts()
-    finally:
-        store.close()
+    return FleetStore(connect(settings), settings.name, host_name(settings))
 
 
 class FleetLink:
@@ -59,8 +56,11 @@ class FleetLink:
         latch: LatchView | None = None,
         *,
         act: bool = False,
+        rearm: Rearm | None = None,
     ) -> None:
         self.sharer = sharer
+        self.rearm = rearm
+        self.cause = ""  # the other host's incident this host tripped for
         self.act = act  # [fleet] on_trip = "ladder": trip the same rule here
         self.host = host
         self.page = page
@@ -78,6 +78,7 @@ class FleetLink:
         page: Page | None = None,
         store: Store | None = None,
         latch: LatchView | None = None,
+        rearm: Rearm | None = None,
     ) -> FleetLink | None:
         """None without a fleet URL or without a shared rule (said in the log)."""
         shared = [r.name for r in rules if r.shared]
@@ -102,7 +103,7 @@ class FleetLink:
         log.warning(
             "fleet %s: sharing rule(s) %s as host %s", settings.name, ", ".join(shared), host
         )
-        return cls(sharer, host, page, latch, act=settings.on_trip == "ladder")
+        return cls(sharer, host, page, latch, act=settings.on_trip == "ladder", rearm=rearm)
 
     def attach(self, pipeline: Pipeline) -> None:
         pipeline.on_shared = self.on_shared
@@ -147,17 +148,21 @@ class FleetLink:
 
     def _state(self, pipeline: Pipeline) -> HostState:
         tripped, incident, rule, offender = self.latch() if self.latch else (False, "", "", "")
+        if not tripped:
+            self.cause = ""
         last = pipeline.last_time
         return HostState(
             self.host, tripped, incident, rule, offender,
             iso(last, UTC) if last is not None else "",
-            "up" if self.sharer.up else "down", time.time(),
+            "up" if self.sharer.up else "down", time.time(), self.cause,
         )  # fmt: skip
 
     def _hosts(self, pipeline: Pipeline, report: Hosts) -> None:
         from watcher.responders.notify.text import render_fleet_trip
 
         self.hosts = report.states
+        if report.rearm:
+            self._rearm(report.rearm)
         for bad in report.unreadable:
             log.warning("fleet: a host's state in Redis cannot be read: %s", bad)
         for s in self.fleet_latch.news(report.states):
@@ -168,13 +173,26 @@ class FleetLink:
                 self.page(*render_fleet_trip(s.host, s.rule, s.incident, s.offender,
                                              host=self.host))  # fmt: skip
 
-    @staticmethod
-    def _trip_here(pipeline: Pipeline, s: HostState) -> bool:
+    def _rearm(self, incident: str) -> None:
+        """``stormwatch fleet rearm`` asked this host to re-arm ``incident``: done here,
+        as ``stormwatch rearm`` would (held mail stays held), if it is still ours."""
+        mine = self.latch()[1] if self.latch else ""
+        if mine == incident and self.rearm is not None:
+            log.warning("fleet: re-arming incident %s, as stormwatch fleet rearm asked", incident)
+            try:
+                self.rearm(incident)
+            except Exception:  # RearmError, OSError: said; the request is answered anyway
+                log.exception("fleet: the re-arm of incident %s failed", incident)
+        self.sharer.rearmed = incident
+        self._state_due = 0.0  # publish the new latch at once
+
+    def _trip_here(self, pipeline: Pipeline, s: HostState) -> bool:
         """``on_trip = "ladder"``: the same rule trips here, on a line naming that host."""
         at = pipeline.last_time or 0
         text = f"fleet: host {s.host} tripped on rule {s.rule} (incident {s.incident})"
         actions = pipeline.trip_for_fleet(s.rule, s.offender, Where(f"fleet:{s.host}", 0, text, at))
         if actions:
+            self.cause = s.incident
             log.error("fleet: tripping rule %s here too ([fleet] on_trip = ladder)", s.rule)
         return bool(actions)
 

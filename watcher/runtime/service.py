@@ -180,6 +180,27 @@ def _latch_view(settings: Settings) -> Callable[[], tuple[bool, str, str, str]]:
     return view
 
 
+def _fleet_rearm(
+    settings: Settings, page: Callable[[str, str], None] | None
+) -> Callable[[str], None]:
+    """What ``stormwatch fleet rearm`` has this watcher do: ``stormwatch rearm`` (held
+    mail stays held), with its all-clear page."""
+
+    def run(incident: str) -> None:
+        from watcher.responders.notify.text import render_all_clear
+        from watcher.responders.postfix import PostfixControl
+        from watcher.responders.rearm import rearm
+
+        control = PostfixControl(settings.postfix.config_directory)
+        done = rearm(LatchStore(settings.state_dir), control, release=False)
+        for step in done.steps:
+            log.warning("fleet rearm: %s", step)
+        if done.incident is not None and page is not None:
+            page(*render_all_clear(done.incident, done.released, done.still_held))
+
+    return run
+
+
 def _run(
     settings: Settings,
     rules: Sequence[Rule],
@@ -201,7 +222,9 @@ def _run(
     )
     endpoint = _endpoint(settings, metrics, warn)
     # [fleet] changes on a restart only
-    fleet = FleetLink.build(settings.fleet, rules, page, latch=_latch_view(settings))
+    fleet = FleetLink.build(
+        settings.fleet, rules, page, latch=_latch_view(settings), rearm=_fleet_rearm(settings, page)
+    )
     if fleet is not None:
         fleet.attach(pipeline)
     watcher: Watcher
