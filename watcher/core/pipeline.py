@@ -541,10 +541,11 @@ class Pipeline:
         else:
             self.fleet_shares[hit.rule.name] = shares
         was_tripped = self.decider.is_tripped(hit.rule.name)
-        actions = [
-            with_evidence(a, self.correlator, s.evidence) if a.offender else a
-            for a in self.decider.on_hit(hit)
-        ]
+        actions = self.decider.on_hit(hit)
+        if actions:  # rare: most hits decide nothing
+            actions = [
+                with_evidence(a, self.correlator, s.evidence) if a.offender else a for a in actions
+            ]
         if not was_tripped and self.decider.is_tripped(hit.rule.name):
             s.tripped = where
             s.count_at_trip = hit.count

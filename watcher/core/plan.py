@@ -102,6 +102,17 @@ def postconf_overrides(cfg: str) -> list[str]:
     return ["postconf", "-c", cfg, "-P"]
 
 
+def overriding_services(postconf_p: str, param: str) -> list[str]:
+    """The master.cf services whose ``-o`` overrides set ``param``, from ``postconf -P``'s
+    ``service/type/name = value`` lines (sorted, each once)."""
+    found = set()
+    for line in postconf_p.splitlines():
+        service, _, name = line.split(" = ", 1)[0].rpartition("/")
+        if name == param:
+            found.add(service.rsplit("/", 1)[0])
+    return sorted(found)
+
+
 def postconf_remove(cfg: str, names: Iterable[str]) -> list[str]:
     return ["postconf", "-c", cfg, "-X", "--", *names]
 

@@ -155,13 +155,7 @@ class ContainResponder(SavingStep):
             overrides = self.control.command(plan.postconf_overrides(self.control.config_directory))
         except PostfixError:
             return notes
-        services = sorted(
-            {
-                line.split(" = ", 1)[0].rsplit("/", 2)[0]
-                for line in overrides.splitlines()
-                if line.split(" = ", 1)[0].endswith("/smtpd_recipient_restrictions")
-            }
-        )
+        services = plan.overriding_services(overrides, plan.RECIPIENT_RESTRICTIONS)
         if services:
             notes.append(
                 "master.cf services with their own smtpd_recipient_restrictions: "

@@ -113,10 +113,10 @@ def offender_steps(a: Action, cfg: str, reload: str) -> list[str]:
                          "(sendmail(1) refuses that user)")  # fmt: skip
         else:
             value = plan.offender_stage_value(group, key, None)
+            lookup = plan.offender_check(group, key)[1]
             steps += [
-                "check the table: " + shlex.join(plan.postmap_query(
-                    cfg, plan.offender_check(group, key)[1],
-                    plan.offender_hold_table(plan.offender_check(group, key)[1]))),
+                "check the table: " + shlex.join(
+                    plan.postmap_query(cfg, lookup, plan.offender_hold_table(lookup))),
                 "run: " + shlex.join(plan.postconf_set(cfg, {plan.RECIPIENT_RESTRICTIONS: value}))
                 + " (first in the stage, before what main.cf has)",
                 reload,

@@ -159,7 +159,7 @@ class OffenderResponder(SavingStep):
             return {plan.SUBMIT_USERS: value}, f"sendmail(1) refused to {login} (uid {key})", []
         stage, others = self._stage()
         value = plan.offender_stage_value(group, key, saved.get(stage))
-        _, lookup = plan.offender_check(group, key)
+        lookup = plan.offender_check(group, key)[1]  # the key as the table has it
         table = plan.offender_hold_table(lookup)
         got = self.control.command(plan.postmap_query(self.control.config_directory, lookup, table))
         if got.strip() != f"HOLD {plan.HELD}":
@@ -174,14 +174,9 @@ class OffenderResponder(SavingStep):
     def _stage(self) -> tuple[str, list[str]]:
         """The restriction stage to put the check in, and the services overriding it."""
         out = self.control.command(plan.postconf_overrides(self.control.config_directory))
-        overriding: dict[str, set[str]] = {s: set() for s in plan.OFFENDER_STAGES}
-        for line in out.splitlines():
-            name = line.split(" = ", 1)[0]
-            service, _, param = name.rpartition("/")
-            if param in overriding:
-                overriding[param].add(service.rsplit("/", 1)[0])
+        overriding = {s: plan.overriding_services(out, s) for s in plan.OFFENDER_STAGES}
         for stage in plan.OFFENDER_STAGES:
             if not overriding[stage]:
                 return stage, []
         first = plan.OFFENDER_STAGES[0]
-        return first, sorted(overriding[first])
+        return first, overriding[first]
